@@ -1,0 +1,21 @@
+"""Coding agents Clone can drive: ``codex`` (default) and ``command``."""
+
+from __future__ import annotations
+
+from clone.agents.base import Agent, AgentResult, AgentRun
+from clone.agents.codex import CodexAgent
+from clone.agents.command import CommandAgent
+from clone.settings import Settings
+
+__all__ = ["Agent", "AgentResult", "AgentRun", "CodexAgent", "CommandAgent", "build_agent"]
+
+
+def build_agent(settings: Settings) -> Agent:
+    """The agent the settings ask for."""
+    common = {
+        "timeout_seconds": settings.agent_timeout_minutes * 60,
+        "passthrough": settings.agent_env_passthrough,
+    }
+    if settings.agent == "command":
+        return CommandAgent(settings.agent_command, **common)
+    return CodexAgent(model=settings.model, sandbox=settings.codex_sandbox, **common)

@@ -1,0 +1,143 @@
+"""What every agent shares: the run contract, the allowlisted environment, the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from clone import runner
+from clone.errors import AgentError, ConfigError
+
+log = logging.getLogger("clone.agent")
+
+PASS_KINDS = ("pass", "autofix", "bootstrap")
+#: The only variables of the worker's environment an agent sees (plus CLONE_AGENT_ENV_PASSTHROUGH).
+ENV_ALLOWLIST = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
+    "CODEX_HOME", "OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID",
+    "OPENAI_ORGANIZATION", "OPENAI_PROJECT", "AZURE_OPENAI_API_KEY",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+)
+#: Never handed to an agent, even when listed in CLONE_AGENT_ENV_PASSTHROUGH.
+_FORBIDDEN_PREFIXES = ("AIRFLOW_", "AIRFLOW__", "CLONE_")
+_FORBIDDEN_NAMES = {"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN"}
+#: argv strings longer than this go through stdin instead (Linux caps one argument at 128 KiB).
+MAX_PROMPT_ARG_BYTES = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentRun:
+    """One agent invocation: where, what and why."""
+
+    workdir: Path
+    prompt: str
+    repo_name: str
+    pass_kind: str = "pass"
+
+    def __post_init__(self) -> None:
+        if self.pass_kind not in PASS_KINDS:
+            raise ValueError(f"pass kind must be one of {PASS_KINDS}, got {self.pass_kind!r}")
+
+
+@dataclasses.dataclass
+class AgentResult:
+    """What an agent run produced. ``usage`` holds token counts when the agent reports them."""
+
+    agent: str
+    ok: bool
+    exit_code: int | None
+    duration: float
+    timed_out: bool = False
+    error: str = ""
+    last_message: str = ""
+    usage: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def validate_passthrough(names: tuple[str, ...]) -> tuple[str, ...]:
+    for name in names:
+        if name in _FORBIDDEN_NAMES or name.startswith(_FORBIDDEN_PREFIXES):
+            raise ConfigError(
+                f"CLONE_AGENT_ENV_PASSTHROUGH: {name} may not be handed to the agent "
+                "(Airflow secrets, Clone's own settings and GitHub tokens never are)"
+            )
+    return names
+
+
+def agent_env(run: AgentRun, prompt_file: Path, passthrough: tuple[str, ...],
+              base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The agent's whole environment: the allowlist, LC_*, the passthrough names, the contract vars."""
+    base = os.environ if base is None else base
+    wanted = set(ENV_ALLOWLIST) | set(validate_passthrough(passthrough))
+    env = {k: v for k, v in base.items() if k in wanted or k.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    env.update(
+        CLONE_PROMPT_FILE=str(prompt_file),
+        CLONE_REPO_NAME=run.repo_name,
+        CLONE_PASS_KIND=run.pass_kind,
+    )
+    return env
+
+
+class Agent:
+    """Base class: subclasses say how to build argv and how to read the output."""
+
+    name = "agent"
+
+    def __init__(self, *, timeout_seconds: float, passthrough: tuple[str, ...] = ()) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.passthrough = validate_passthrough(passthrough)
+
+    # Subclass hooks ---------------------------------------------------------------------
+    def argv(self, run: AgentRun, scratch: Path) -> tuple[list[str], str | None]:
+        """(argv, stdin text or None for /dev/null)."""
+        raise NotImplementedError
+
+    def on_line(self, stream: str, line: str) -> bool:
+        """Log one output line; return True to stop the agent."""
+        log.info("[%s] %s", self.name if stream == "stdout" else f"{self.name} stderr", line)
+        return False
+
+    def finish(self, result: AgentResult, scratch: Path) -> None:
+        """Read whatever the agent left behind (last message, usage) into ``result``."""
+
+    # The run ----------------------------------------------------------------------------
+    def run(self, run: AgentRun) -> AgentResult:
+        """Run the agent in ``run.workdir``; raise AgentError when it fails or times out."""
+        with tempfile.TemporaryDirectory(prefix="clone-agent-") as tmp:
+            scratch = Path(tmp)
+            prompt_file = scratch / "prompt.md"
+            prompt_file.write_text(run.prompt, encoding="utf-8")
+            argv, stdin = self.argv(run, scratch)
+            env = agent_env(run, prompt_file, self.passthrough)
+            log.info("agent %s: %s pass in %s (timeout %.0fs, prompt %d chars)",
+                     self.name, run.pass_kind, run.workdir, self.timeout_seconds, len(run.prompt))
+            try:
+                proc = runner.run(argv, cwd=run.workdir, env=env, timeout=self.timeout_seconds,
+                                  stdin=stdin, on_line=self.on_line, check=False, max_capture_lines=400)
+            except Exception as e:  # cannot even start it
+                raise AgentError(f"agent {self.name} could not start: {e}") from e
+            result = AgentResult(agent=self.name, ok=proc.ok, exit_code=proc.returncode,
+                                 duration=round(proc.duration, 1), timed_out=proc.timed_out)
+            if proc.timed_out:
+                result.error = f"timed out after {self.timeout_seconds:.0f}s; its process group was killed"
+            elif proc.returncode != 0:
+                result.error = f"exited with code {proc.returncode}: {proc.tail(15)}"
+            self.finish(result, scratch)
+        if result.usage:
+            log.info("agent %s token usage: %s", self.name,
+                     ", ".join(f"{k}={v}" for k, v in sorted(result.usage.items())))
+        if not result.ok:
+            error = AgentError(f"agent {self.name} failed on {run.repo_name} ({run.pass_kind}): {result.error}")
+            error.result = result
+            raise error
+        log.info("agent %s finished in %.1fs", self.name, result.duration)
+        return result

@@ -1,0 +1,124 @@
+"""The ``codex`` agent: ``codex exec --json``, with its JSONL events read as they stream.
+
+``turn.failed`` and ``error`` events mean failure even when codex exits 0; token usage
+comes from ``turn.completed`` events and is summed over the pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from clone.agents.base import MAX_PROMPT_ARG_BYTES, Agent, AgentResult, AgentRun, log
+
+SANDBOX_FLAGS = {
+    "read-only": ["--sandbox", "read-only"],
+    "workspace-write": ["--sandbox", "workspace-write"],
+    "danger-full-access": ["--sandbox", "danger-full-access"],
+    "bypass": ["--dangerously-bypass-approvals-and-sandbox"],
+}
+USAGE_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
+
+
+def _short(text: Any, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class CodexEvents:
+    """Reads codex's JSONL event stream: renders each event for the log, keeps usage and failures."""
+
+    def __init__(self) -> None:
+        self.usage: dict[str, int] = {}
+        self.failures: list[str] = []
+        self.last_message = ""
+
+    def feed(self, line: str) -> str:
+        """Digest one stdout line; return what to log for it."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return line
+        if not isinstance(event, dict):
+            return line
+        kind = event.get("type", "?")
+        if kind == "turn.completed":
+            usage = event.get("usage") or {}
+            for key in USAGE_KEYS:
+                value = usage.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self.usage[key] = self.usage.get(key, 0) + value
+            return "turn completed: " + ", ".join(f"{k}={usage.get(k)}" for k in USAGE_KEYS if k in usage)
+        if kind == "turn.failed":
+            message = (event.get("error") or {}).get("message") or json.dumps(event)[:400]
+            self.failures.append(f"turn failed: {message}")
+            return f"turn FAILED: {_short(message)}"
+        if kind == "error":
+            message = event.get("message") or json.dumps(event)[:400]
+            self.failures.append(f"error: {message}")
+            return f"ERROR: {_short(message)}"
+        if kind.startswith("item."):
+            return self._item(kind, event.get("item") or {})
+        return kind
+
+    def _item(self, kind: str, item: dict[str, Any]) -> str:
+        item_type = item.get("type", "?")
+        if item_type == "agent_message":
+            if kind == "item.completed":
+                self.last_message = str(item.get("text", ""))
+            return f"message: {_short(item.get('text', ''), 2000)}"
+        if item_type == "command_execution":
+            status = f" -> exit {item['exit_code']}" if item.get("exit_code") is not None else ""
+            return f"{kind.split('.')[1]} command: {_short(item.get('command', ''))}{status}"
+        if item_type == "file_change":
+            changes = ", ".join(f"{c.get('kind', '?')} {c.get('path', '?')}" for c in item.get("changes") or [])
+            return f"file change: {_short(changes)}"
+        if item_type == "reasoning":
+            return f"reasoning: {_short(item.get('text', ''), 300)}"
+        if item_type == "error":
+            return f"item error: {_short(item.get('message', ''))}"
+        return f"{kind} {item_type}"
+
+
+class CodexAgent(Agent):
+    name = "codex"
+
+    def __init__(self, *, model: str = "", sandbox: str = "workspace-write", executable: str = "codex",
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.sandbox = sandbox
+        self.executable = executable
+        self.events = CodexEvents()
+
+    def argv(self, run: AgentRun, scratch: Path) -> tuple[list[str], str | None]:
+        self.events = CodexEvents()
+        argv = [self.executable, "exec", "--json", "--output-last-message", str(scratch / "last_message.txt"),
+                "--cd", str(run.workdir), "--skip-git-repo-check", *SANDBOX_FLAGS[self.sandbox]]
+        if self.model:
+            argv += ["--model", self.model]
+        if len(run.prompt.encode()) > MAX_PROMPT_ARG_BYTES:
+            return argv + ["-"], run.prompt
+        return argv + ["--", run.prompt], None
+
+    def on_line(self, stream: str, line: str) -> bool:
+        if stream == "stdout":
+            log.info("[codex] %s", self.events.feed(line))
+        else:
+            log.info("[codex stderr] %s", line)
+        return False
+
+    def finish(self, result: AgentResult, scratch: Path) -> None:
+        result.usage = dict(self.events.usage)
+        if self.events.usage:
+            result.usage["total_tokens"] = self.events.usage.get("input_tokens", 0) + self.events.usage.get(
+                "output_tokens", 0)
+        last = scratch / "last_message.txt"
+        result.last_message = (last.read_text(encoding="utf-8", errors="replace") if last.exists()
+                               else self.events.last_message)[-4000:]
+        if self.events.failures and result.ok:
+            result.ok = False
+            result.error = "; ".join(self.events.failures)[-2000:]
+        elif self.events.failures:
+            result.error = f"{result.error}; {'; '.join(self.events.failures)}"[-2000:]

@@ -1,0 +1,1 @@
+"""GitHub: the connection, a small REST client and the interpretation of CI results."""

@@ -1,0 +1,168 @@
+"""Watching GitHub Actions for one commit: one poll step, pure interpretation, failure evidence.
+
+The watch state is small and JSON-serialisable so that the deferrable sensor and its trigger
+can hand it to each other. ``poll`` does one conditional request (plus, once, a look at the
+repo's workflows) and says either what CI concluded or how long to wait before asking again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from typing import Any
+
+import httpx
+
+from clone.github.api import ApiAnswer, GitHubApi
+from clone.redact import mask_secrets
+
+GREEN = {"success", "neutral", "skipped"}
+MAX_ERROR_BACKOFF = 300.0
+_TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+@dataclasses.dataclass
+class CIWatch:
+    """What a CI watch knows between polls (serialised into the trigger)."""
+
+    repo: str
+    sha: str
+    deadline: float
+    started: float
+    poll_seconds: float = 30.0
+    start_grace_seconds: float = 300.0
+    etag: str | None = None
+    runs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    has_workflows: bool | None = None
+    errors: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CIWatch:
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class PollResult:
+    """Either a final ``event`` (a small dict) or a ``wait`` in seconds before the next poll."""
+
+    event: dict[str, Any] | None = None
+    wait: float = 0.0
+    note: str = ""
+
+
+def _compact(run: dict[str, Any]) -> dict[str, Any]:
+    return {key: run.get(key) for key in ("id", "name", "status", "conclusion", "html_url", "run_attempt")}
+
+
+def interpret(runs: list[dict[str, Any]]) -> str:
+    """``running`` until every run completed; then ``success`` if all are green, else ``failure``."""
+    if any(run.get("status") != "completed" for run in runs):
+        return "running"
+    return "success" if all(run.get("conclusion") in GREEN for run in runs) else "failure"
+
+
+def event(watch: CIWatch, status: str, message: str) -> dict[str, Any]:
+    return {"status": status, "repo": watch.repo, "sha": watch.sha, "message": message,
+            "runs": [_compact(run) for run in watch.runs]}
+
+
+def poll(api: GitHubApi, watch: CIWatch, now: float | None = None) -> PollResult:
+    """One step of the watch; mutates ``watch`` (etag, cached runs, error count)."""
+    now = time.time() if now is None else now
+    if now >= watch.deadline:
+        return PollResult(event=event(watch, "timeout", f"CI did not finish for {watch.sha[:12]} before the "
+                                                         "deadline (CLONE_CI_TIMEOUT_MINUTES)"))
+    try:
+        answer = api.request("GET", f"/repos/{watch.repo}/actions/runs",
+                             params={"head_sha": watch.sha, "per_page": 100}, etag=watch.etag)
+    except httpx.HTTPError as e:
+        return _backoff(watch, f"network error: {e}")
+    problem = _problem(watch, answer)
+    if problem is not None:
+        return problem
+    watch.errors = 0
+    if answer.status != 304:
+        watch.etag = answer.etag
+        watch.runs = [_compact(run) for run in (answer.data or {}).get("workflow_runs", [])]
+    if not watch.runs:
+        return _no_runs(api, watch, now)
+    state = interpret(watch.runs)
+    if state == "running":
+        return PollResult(wait=watch.poll_seconds, note=f"{len(watch.runs)} run(s) in progress")
+    urls = ", ".join(str(run.get("html_url")) for run in watch.runs)
+    return PollResult(event=event(watch, state, f"CI {state} for {watch.sha[:12]}: {urls}"))
+
+
+def _problem(watch: CIWatch, answer: ApiAnswer) -> PollResult | None:
+    wait = answer.rate_limit_wait()
+    if wait is not None:
+        return PollResult(wait=wait, note=f"rate limited ({answer.status}); waiting {wait:.0f}s")
+    if answer.status >= 500:
+        return _backoff(watch, f"GitHub answered {answer.status}")
+    if answer.status in (401, 403, 404):
+        message = (answer.data or {}).get("message", "") if isinstance(answer.data, dict) else ""
+        return PollResult(event=event(watch, "error", f"GitHub answered {answer.status} for {watch.repo}: "
+                                                        f"{message} (check the github_default connection "
+                                                        "and the repo's 'github:' mapping)"))
+    return None
+
+
+def _backoff(watch: CIWatch, note: str) -> PollResult:
+    watch.errors += 1
+    wait = min(watch.poll_seconds * 2 ** (watch.errors - 1), MAX_ERROR_BACKOFF)
+    return PollResult(wait=wait, note=f"{note}; retrying in {wait:.0f}s")
+
+
+def _no_runs(api: GitHubApi, watch: CIWatch, now: float) -> PollResult:
+    if watch.has_workflows is None:
+        try:
+            answer = api.request("GET", f"/repos/{watch.repo}/actions/workflows", params={"per_page": 1})
+        except httpx.HTTPError as e:
+            return _backoff(watch, f"network error: {e}")
+        problem = _problem(watch, answer)
+        if problem is not None:
+            return problem
+        watch.has_workflows = bool((answer.data or {}).get("total_count"))
+    if not watch.has_workflows:
+        return PollResult(event=event(watch, "no_ci", f"{watch.repo} has no GitHub Actions workflows; "
+                                                        "nothing to wait for"))
+    if now - watch.started >= watch.start_grace_seconds:
+        return PollResult(event=event(watch, "no_ci", f"no workflow run started for {watch.sha[:12]} within "
+                                                        f"{watch.start_grace_seconds:.0f}s "
+                                                        "(CLONE_CI_START_GRACE_SECONDS); workflows may not "
+                                                        "trigger on this branch or paths"))
+    return PollResult(wait=watch.poll_seconds, note="no run yet for this commit; CI has not started")
+
+
+def clean_log(text: str, max_lines: int) -> str:
+    """Strip timestamps and colour codes, mask secrets, keep the last ``max_lines`` lines."""
+    lines = [_ANSI.sub("", _TIMESTAMP.sub("", line)) for line in text.splitlines()]
+    return mask_secrets("\n".join(lines[-max_lines:]))
+
+
+def failure_report(api: GitHubApi, repo: str, runs: list[dict[str, Any]], max_lines: int) -> str:
+    """The failing jobs of the failed runs: job, failing step, and the cleaned tail of its log."""
+    sections = []
+    for run in runs:
+        if run.get("conclusion") in GREEN:
+            continue
+        jobs = api.get_json(f"/repos/{repo}/actions/runs/{run['id']}/jobs", filter="latest", per_page=100)
+        for job in (jobs or {}).get("jobs", []):
+            if job.get("conclusion") in GREEN or job.get("conclusion") is None:
+                continue
+            steps = [s.get("name") for s in job.get("steps") or [] if s.get("conclusion") not in GREEN | {None}]
+            try:
+                log_text = clean_log(api.download_job_log(repo, job["id"]), max_lines)
+            except Exception as e:  # the log is evidence, not a requirement
+                log_text = f"(log unavailable: {e})"
+            sections.append(
+                f"### Workflow {run.get('name')!s} / job {job.get('name')!s}: {job.get('conclusion')}\n"
+                f"Failing step(s): {', '.join(map(str, steps)) or 'unknown'}\n"
+                f"URL: {job.get('html_url') or run.get('html_url')}\n\n```\n{log_text}\n```"
+            )
+    return "\n\n".join(sections)

@@ -1,0 +1,1 @@
+"""Airflow operators: the deferrable CI wait and the CI autofix loop."""

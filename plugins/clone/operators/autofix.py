@@ -1,0 +1,118 @@
+"""CI autofix: hand the failing jobs' logs to the agent, push its fix, wait for CI again (bounded)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from clone import memory, prompts
+from clone.agents import AgentRun, build_agent
+from clone.errors import CIFailed, CloneError
+from clone.git_ops import Git
+from clone.github.api import GitHubApi
+from clone.github.ci import failure_report
+from clone.github.connection import endpoint_for
+from clone.operators.ci import REPO_LABEL, CIWatchMixin, label, log_ci_event
+from clone.passes import commit_message, read_docs
+from clone.push import push_branch, record_incident
+from clone.settings import Settings, load_settings
+from clone.workspace import identity
+
+log = logging.getLogger(__name__)
+
+GREEN_OUTCOMES = ("success", "no_ci")
+
+
+class CloneAutofixOperator(CIWatchMixin, BaseOperator):
+    """When CI failed for the commit this chain pushed, let the agent fix it, at most N times."""
+
+    template_fields = ("ci_result",)
+    ui_color = "#fff0e0"
+
+    def __init__(self, *, ci_result: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", REPO_LABEL)
+        super().__init__(**kwargs)
+        self.ci_result = ci_result
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        result = self.ci_result
+        label(context, result["repo"])
+        ci = result["ci"]
+        if ci["status"] in GREEN_OUTCOMES:
+            raise AirflowSkipException(f"{result['repo']}: CI {ci['status']}; nothing to fix")
+        settings = load_settings()
+        if not settings.ci_autofix_enabled or settings.autofix_max_attempts < 1:
+            self._give_up(settings, context, ci, attempts=0,
+                          why="CI autofix is off (CI_AUTOFIX_ENABLED=0 or CLONE_AUTOFIX_MAX_ATTEMPTS=0)")
+        return self._attempt(settings, context, ci, attempt=1)
+
+    def ci_done(self, context: Any, event: dict[str, Any], attempt: int) -> dict[str, Any]:
+        result = self.ci_result
+        label(context, result["repo"])
+        log_ci_event(event)
+        settings = load_settings()
+        if event["status"] in GREEN_OUTCOMES:
+            log.info("autofix: CI is %s after %d attempt(s) on %s", event["status"], attempt, result["repo"])
+            return {**result, "ci": event, "autofix_attempts": attempt}
+        if event["status"] in ("timeout", "error"):
+            raise CloneError(f"{result['repo']}: {event['message']}")
+        if attempt >= settings.autofix_max_attempts:
+            self._give_up(settings, context, event, attempts=attempt,
+                          why=f"CI still red after {attempt} autofix attempt(s) (CLONE_AUTOFIX_MAX_ATTEMPTS)")
+        return self._attempt(settings, context, event, attempt=attempt + 1)
+
+    # ------------------------------------------------------------------------------------------
+    def _workspace(self, settings: Settings, sha: str) -> Git:
+        """The pass's workspace, checked out at ``sha`` (a commit this chain pushed)."""
+        result = self.ci_result
+        ws = Git(Path(result["workdir"]), identity(settings))
+        ws.fetch("origin", f"+refs/heads/{result['branch']}:refs/remotes/origin/{result['branch']}")
+        if ws.rev(sha) is None:
+            raise CloneError(f"{result['repo']}: commit {sha} is not in the workspace {ws.path}")
+        ws.run("checkout", "--quiet", "--force", "-B", result["branch"], sha)
+        return ws
+
+    def _attempt(self, settings: Settings, context: Any, ci: dict[str, Any], attempt: int) -> dict[str, Any]:
+        result = self.ci_result
+        repo, sha = result["repo"], ci["sha"]
+        run_id = context["run_id"]
+        log.info("autofix: attempt %d/%d for %s at %s", attempt, settings.autofix_max_attempts, repo, sha[:12])
+        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+            report = failure_report(api, result["github"], ci.get("runs") or [], settings.ci_log_max_lines)
+        log.info("autofix: failing jobs handed to the agent:\n%s", report or "(none found)")
+        ws = self._workspace(settings, sha)
+        texts = prompts.load_texts(settings.core_prompt_file, settings.prompts_file)
+        prompt = prompts.build_autofix_prompt(
+            texts, repo_name=repo, sha=sha, attempt=attempt, max_attempts=settings.autofix_max_attempts,
+            failure_report=report, docs=read_docs(ws.path), include_agents_md=settings.agent != "codex")
+        agent_result = build_agent(settings).run(
+            AgentRun(workdir=ws.path, prompt=prompt, repo_name=repo, pass_kind="autofix"))
+        fix = ws.commit_all(commit_message("autofix", repo, run_id, agent_result.last_message,
+                                           agent_result.usage.get("total_tokens")))
+        if fix is None:
+            self._give_up(settings, context, ci, attempts=attempt,
+                          why=f"the agent changed nothing on autofix attempt {attempt}")
+        pushed = push_branch(ws, result["branch"])
+        log.info("autofix: pushed %s; waiting for CI again", pushed[:12])
+        event = self.watch_ci(settings, result["github"], pushed, method_name="ci_done",
+                              kwargs={"attempt": attempt})
+        return self.ci_done(context, event, attempt)
+
+    def _give_up(self, settings: Settings, context: Any, ci: dict[str, Any], *, attempts: int, why: str) -> None:
+        result = self.ci_result
+        urls = ", ".join(str(run.get("html_url")) for run in ci.get("runs") or [])
+        ws = self._workspace(settings, ci["sha"])
+        record_incident(ws, result["branch"], result["repo"], memory.Incident(
+            kind="ci-red",
+            title=f"CI still failing on {result['branch']} after {attempts} autofix attempt(s)",
+            what_happened=f"CI failed for commit {ci['sha'][:12]} pushed by Clone; {why}.",
+            root_cause="See the failing job logs of the CI runs below; the automated fix did not resolve it.",
+            prevention="A person should look at the failure; add what was learned to PROJECT_MEMORY.md and "
+                       "a regression test that covers it.",
+            context=f"run {context['run_id']}; CI runs: {urls or 'unknown'}",
+        ), context["run_id"])
+        raise CIFailed(f"{result['repo']}: {why}. CI runs: {urls or 'unknown'}")

@@ -1,0 +1,90 @@
+"""Waiting for GitHub Actions on a pushed commit without holding a worker slot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from clone.errors import CloneError
+from clone.github.api import GitHubApi
+from clone.github.ci import CIWatch, poll
+from clone.github.connection import endpoint_for
+from clone.settings import Settings, load_settings
+from clone.triggers.ci import GitHubCITrigger
+
+log = logging.getLogger(__name__)
+
+#: Label for each mapped instance in the grid: the repo's name (set by every task in the chain).
+REPO_LABEL = "{{ clone_repo }}"
+
+
+def label(context: Any, repo: str) -> None:
+    """Name this mapped task instance after its repo (rendered by ``map_index_template``)."""
+    context["clone_repo"] = repo
+
+
+class CIWatchMixin:
+    """Check CI once in the worker; if it is not done, defer to :class:`GitHubCITrigger`."""
+
+    def watch_ci(self, settings: Settings, repo: str, sha: str, *, method_name: str,
+                 kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        now = time.time()
+        watch = CIWatch(repo=repo, sha=sha, deadline=now + settings.ci_timeout_minutes * 60, started=now,
+                        poll_seconds=settings.ci_poll_seconds,
+                        start_grace_seconds=settings.ci_start_grace_seconds)
+        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+            result = poll(api, watch)
+        if result.event is not None:
+            return result.event
+        log.info("CI %s@%s: %s; deferring (poll every %.0fs, deadline in %.0f min)", repo, sha[:12],
+                 result.note, settings.ci_poll_seconds, settings.ci_timeout_minutes)
+        self.defer(  # type: ignore[attr-defined]
+            trigger=GitHubCITrigger(settings.github_conn_id, watch.to_dict()),
+            method_name=method_name,
+            kwargs=kwargs,
+            timeout=dt.timedelta(seconds=settings.ci_timeout_minutes * 60 + 300),
+        )
+        raise AssertionError("unreachable: defer() raises")
+
+
+def log_ci_event(event: dict[str, Any]) -> None:
+    log.info("CI %s@%s: %s — %s", event.get("repo"), str(event.get("sha"))[:12], event.get("status"),
+             event.get("message"))
+    for run in event.get("runs") or []:
+        log.info("  run %s %r: %s/%s %s", run.get("id"), run.get("name"), run.get("status"),
+                 run.get("conclusion"), run.get("html_url"))
+
+
+class GitHubCIWaitOperator(CIWatchMixin, BaseOperator):
+    """Wait for GitHub Actions on the commit the push task pushed; returns the chain result plus ``ci``."""
+
+    template_fields = ("push_result",)
+    ui_color = "#e8f0ff"
+
+    def __init__(self, *, push_result: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", REPO_LABEL)
+        super().__init__(**kwargs)
+        self.push_result = push_result
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        result = self.push_result
+        label(context, result["repo"])
+        if not result.get("github"):
+            raise AirflowSkipException(f"{result['repo']}: no GitHub mapping (set 'github: owner/name' in "
+                                       "repos.yaml, or use a github.com remote); CI wait skipped")
+        settings = load_settings()
+        event = self.watch_ci(settings, result["github"], result["pushed_sha"], method_name="execute_complete")
+        return self.execute_complete(context, event)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        result = self.push_result
+        label(context, result["repo"])
+        log_ci_event(event)
+        if event["status"] in ("timeout", "error"):
+            raise CloneError(f"{result['repo']}: {event['message']}")
+        return {**result, "ci": event}
