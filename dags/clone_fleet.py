@@ -1,7 +1,7 @@
 """
 ### clone_fleet
 
-One cycle of Clone over the fleet in `repos.yaml`:
+The Airflow DAG for one cycle of Clone over the fleet in `repos.yaml`:
 
 **discover** (scan `CLONE_CODE_ROOT`, merge new checkouts into repos.yaml) ->
 for each enabled repo, in parallel (at most `PARALLEL_REPOS` agents at once, pool `clone_agent`):

@@ -1,7 +1,9 @@
 """The ``codex`` agent: ``codex exec --json``, with its JSONL events read as they stream.
 
-``turn.failed`` and ``error`` events mean failure even when codex exits 0; token usage
-comes from ``turn.completed`` events and is summed over the pass.
+``turn.failed`` means failure even when codex exits 0. So does an ``error`` event, unless a
+later ``turn.completed`` shows codex recovered from it (it reports transient
+"Reconnecting..." errors that way). Token usage comes from ``turn.completed`` events and is
+summed over the pass.
 """
 
 from __future__ import annotations
@@ -31,8 +33,14 @@ class CodexEvents:
 
     def __init__(self) -> None:
         self.usage: dict[str, int] = {}
-        self.failures: list[str] = []
+        self.turn_failures: list[str] = []
+        self.pending_errors: list[str] = []
         self.last_message = ""
+
+    @property
+    def failures(self) -> list[str]:
+        """Failed turns, and errors no completed turn recovered from."""
+        return self.turn_failures + self.pending_errors
 
     def feed(self, line: str) -> str:
         """Digest one stdout line; return what to log for it."""
@@ -44,6 +52,7 @@ class CodexEvents:
             return line
         kind = event.get("type", "?")
         if kind == "turn.completed":
+            self.pending_errors.clear()
             usage = event.get("usage") or {}
             for key in USAGE_KEYS:
                 value = usage.get(key)
@@ -52,11 +61,11 @@ class CodexEvents:
             return "turn completed: " + ", ".join(f"{k}={usage.get(k)}" for k in USAGE_KEYS if k in usage)
         if kind == "turn.failed":
             message = (event.get("error") or {}).get("message") or json.dumps(event)[:400]
-            self.failures.append(f"turn failed: {message}")
+            self.turn_failures.append(f"turn failed: {message}")
             return f"turn FAILED: {_short(message)}"
         if kind == "error":
             message = event.get("message") or json.dumps(event)[:400]
-            self.failures.append(f"error: {message}")
+            self.pending_errors.append(f"error: {message}")
             return f"ERROR: {_short(message)}"
         if kind.startswith("item."):
             return self._item(kind, event.get("item") or {})

@@ -37,6 +37,9 @@ class CIWatch:
     runs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     has_workflows: bool | None = None
     errors: int = 0
+    #: Echoed back in the final event, so the operator knows where it was when it resumes (Airflow's
+    #: ``dags test`` replaces defer() kwargs with the event instead of merging them).
+    echo: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,7 +71,7 @@ def interpret(runs: list[dict[str, Any]]) -> str:
 
 def event(watch: CIWatch, status: str, message: str) -> dict[str, Any]:
     return {"status": status, "repo": watch.repo, "sha": watch.sha, "message": message,
-            "runs": [_compact(run) for run in watch.runs]}
+            "runs": [_compact(run) for run in watch.runs], "echo": watch.echo}
 
 
 def poll(api: GitHubApi, watch: CIWatch, now: float | None = None) -> PollResult:

@@ -50,8 +50,9 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
                           why="CI autofix is off (CI_AUTOFIX_ENABLED=0 or CLONE_AUTOFIX_MAX_ATTEMPTS=0)")
         return self._attempt(settings, context, ci, attempt=1)
 
-    def ci_done(self, context: Any, event: dict[str, Any], attempt: int) -> dict[str, Any]:
+    def ci_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         result = self.ci_result
+        attempt = int(event["echo"]["attempt"])
         label(context, result["repo"])
         log_ci_event(event)
         settings = load_settings()
@@ -99,8 +100,8 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         pushed = push_branch(ws, result["branch"])
         log.info("autofix: pushed %s; waiting for CI again", pushed[:12])
         event = self.watch_ci(settings, result["github"], pushed, method_name="ci_done",
-                              kwargs={"attempt": attempt})
-        return self.ci_done(context, event, attempt)
+                              echo={"attempt": attempt})
+        return self.ci_done(context, event)
 
     def _give_up(self, settings: Settings, context: Any, ci: dict[str, Any], *, attempts: int, why: str) -> None:
         result = self.ci_result

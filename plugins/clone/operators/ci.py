@@ -32,11 +32,12 @@ class CIWatchMixin:
     """Check CI once in the worker; if it is not done, defer to :class:`GitHubCITrigger`."""
 
     def watch_ci(self, settings: Settings, repo: str, sha: str, *, method_name: str,
-                 kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                 echo: dict[str, Any] | None = None) -> dict[str, Any]:
+        """CI's verdict on ``sha`` now, or defer; ``method_name`` then gets ``event`` (with ``echo``)."""
         now = time.time()
         watch = CIWatch(repo=repo, sha=sha, deadline=now + settings.ci_timeout_minutes * 60, started=now,
                         poll_seconds=settings.ci_poll_seconds,
-                        start_grace_seconds=settings.ci_start_grace_seconds)
+                        start_grace_seconds=settings.ci_start_grace_seconds, echo=dict(echo or {}))
         with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
             result = poll(api, watch)
         if result.event is not None:
@@ -46,7 +47,6 @@ class CIWatchMixin:
         self.defer(  # type: ignore[attr-defined]
             trigger=GitHubCITrigger(settings.github_conn_id, watch.to_dict()),
             method_name=method_name,
-            kwargs=kwargs,
             timeout=dt.timedelta(seconds=settings.ci_timeout_minutes * 60 + 300),
         )
         raise AssertionError("unreachable: defer() raises")

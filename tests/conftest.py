@@ -1,0 +1,60 @@
+"""Shared fixtures: isolated Clone settings, real repos, the scripted agent."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
+
+# Every environment variable Clone reads: cleared so a developer's shell cannot leak into tests.
+CLONE_VARS = (
+    "CLONE_CODE_ROOT", "CLONE_REPOS_FILE", "CLONE_IDEAS_FILE", "CLONE_WORKSPACE", "CLONE_ACTIVE_DAYS",
+    "CLONE_SCHEDULE", "CLONE_AGENT", "CLONE_AGENT_COMMAND", "CLONE_AGENT_TIMEOUT_MINUTES",
+    "CLONE_AGENT_ENV_PASSTHROUGH", "CODEX_SANDBOX", "MODEL", "PARALLEL_REPOS", "TASKS_PER_REPO",
+    "MAX_CYCLES", "MAX_HOURS", "IDEA_BOOTSTRAP_ENABLED", "PROJECT_MEMORY_MAX_LINES", "CI_AUTOFIX_ENABLED",
+    "PROMPTS_FILE", "CORE_PROMPT_FILE", "CLONE_CI_POLL_SECONDS", "CLONE_CI_TIMEOUT_MINUTES",
+    "CLONE_CI_START_GRACE_SECONDS", "CLONE_CI_LOG_MAX_LINES", "CLONE_AUTOFIX_MAX_ATTEMPTS",
+    "CLONE_GIT_AUTHOR_NAME", "CLONE_GIT_AUTHOR_EMAIL", "CLONE_GITHUB_CONN_ID",
+)
+
+
+@pytest.fixture
+def clone_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Point every Clone path knob into ``tmp_path`` and use the scripted agent."""
+    for name in CLONE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    paths = {
+        "code": tmp_path / "code",
+        "repos_file": tmp_path / "repos.yaml",
+        "ideas_file": tmp_path / "ideas.yaml",
+        "workspace": tmp_path / "workspace",
+        "plan": tmp_path / "agent_plan.json",
+        "agent_log": tmp_path / "agent_log.jsonl",
+    }
+    paths["code"].mkdir()
+    monkeypatch.setenv("CLONE_CODE_ROOT", str(paths["code"]))
+    monkeypatch.setenv("CLONE_REPOS_FILE", str(paths["repos_file"]))
+    monkeypatch.setenv("CLONE_IDEAS_FILE", str(paths["ideas_file"]))
+    monkeypatch.setenv("CLONE_WORKSPACE", str(paths["workspace"]))
+    monkeypatch.setenv("CLONE_AGENT", "command")
+    monkeypatch.setenv("CLONE_AGENT_COMMAND", f"{sys.executable} {SCRIPTED_AGENT}")
+    monkeypatch.setenv("CLONE_AGENT_ENV_PASSTHROUGH", "SCRIPTED_AGENT_PLAN,SCRIPTED_AGENT_LOG")
+    monkeypatch.setenv("SCRIPTED_AGENT_PLAN", str(paths["plan"]))
+    monkeypatch.setenv("SCRIPTED_AGENT_LOG", str(paths["agent_log"]))
+    paths["plan"].write_text("{}")
+    return paths
+
+
+def write_plan(path: Path, plan: dict) -> None:
+    path.write_text(json.dumps(plan))
+
+
+def agent_calls(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

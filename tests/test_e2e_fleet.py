@@ -1,0 +1,110 @@
+"""End to end: `airflow dags test clone_fleet` over three real repos, a local GitHub API and a scripted agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.airflow_home import airflow, migrate
+from tests.conftest import agent_calls, write_plan
+from tests.fakes.github_api import CIOutcome, FakeGitHub, FakeJob
+from tests.repos import git, log_subjects, make_remote_and_checkout, show
+
+pytestmark = pytest.mark.slow
+TOKEN = "ghp_e2eSECRETtoken0123456789abcdefABCDEF"
+
+
+def ci_from_tree(bare: Path):
+    """CI fails while the commit contains broken.txt, like a real test suite would."""
+
+    def ci(sha: str, attempt: int) -> CIOutcome:
+        if show(bare, sha, "broken.txt") is not None:
+            log = "collected 3 items\ntests/test_app.py::test_ok PASSED\n" \
+                  "tests/test_app.py::test_broken FAILED\nE   AssertionError: broken.txt must not exist\n"
+            return CIOutcome("failure", [FakeJob("lint", "success", [("ruff", "success")], "ok"),
+                                         FakeJob("test", "failure", [("Set up", "success"), ("pytest", "failure")],
+                                                 log)])
+        return CIOutcome()
+
+    return ci
+
+
+def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
+    alpha, alpha_remote = make_remote_and_checkout(tmp_path, "alpha", {"README.md": "# alpha\n"})
+    beta, beta_remote = make_remote_and_checkout(tmp_path, "beta", {"README.md": "# beta\n"})
+    gamma, gamma_remote = make_remote_and_checkout(tmp_path, "gamma", {"README.md": "# gamma\n"})
+    # The user's own checkout is mid-work: another branch, a dirty file.
+    git(alpha, "checkout", "--quiet", "-b", "wip")
+    (alpha / "README.md").write_text("# alpha, being edited\n")
+    clone_env["repos_file"].write_text(
+        "# my fleet\n"
+        f"repos:\n  - path: {alpha}\n    github: acme/alpha\n"
+        f"  - path: {beta}\n    github: acme/beta\n"
+        f"  - path: {gamma}\n    github: acme/gamma\n    enabled: false  # hands off\n"
+    )
+    write_plan(clone_env["plan"], {
+        "alpha": {"pass": [{"write": "alpha.txt", "text": "improved\n"}]},
+        "beta": {"pass": [{"write": "broken.txt", "text": "oops\n"}],
+                 "autofix": [{"delete": "broken.txt"}, {"write": "fixed.txt", "text": "fixed\n"}]},
+        "gamma": {"pass": [{"write": "gamma.txt", "text": "must not happen\n"}]},
+    })
+    home = tmp_path / "airflow"
+    env = migrate(home)
+
+    with FakeGitHub(token=TOKEN) as gh:
+        for name, remote in (("alpha", alpha_remote), ("beta", beta_remote), ("gamma", gamma_remote)):
+            gh.add_repo(f"acme/{name}", bare_path=remote, ci=ci_from_tree(remote), start_after_polls=1,
+                        complete_after_polls=2)
+        env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
+        env.update({
+            "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url, "password": TOKEN}),
+            "CLONE_CI_POLL_SECONDS": "0.2",
+            "CLONE_CI_START_GRACE_SECONDS": "60",
+            "CLONE_CI_TIMEOUT_MINUTES": "3",
+            "GITHUB_TOKEN": TOKEN,
+        })
+        started = time.monotonic()
+        result = airflow(env, "dags", "test", "clone_fleet", timeout=600)
+        wall = time.monotonic() - started
+        assert gh.server_errors == []
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    print(f"e2e: airflow dags test clone_fleet took {wall:.1f}s")
+
+    # alpha: one pass commit pushed, CI green, user's checkout untouched.
+    assert log_subjects(alpha_remote)[:2] == ["clone: maintenance pass on alpha", "initial"]
+    assert show(alpha_remote, "main", "alpha.txt") == "improved\n"
+    assert show(alpha_remote, "main", "PROJECT_MEMORY.md")
+    assert git(alpha, "branch", "--show-current") == "wip"
+    assert (alpha / "README.md").read_text() == "# alpha, being edited\n"
+    assert git(alpha, "log", "-1", "--format=%s") == "initial"
+
+    # beta: the failing pass commit, then an autofix commit; CI green at the end.
+    assert log_subjects(beta_remote)[:3] == ["clone: fix CI failure on beta", "clone: maintenance pass on beta",
+                                             "initial"]
+    head = git(beta_remote, "rev-parse", "main")
+    assert show(beta_remote, head, "broken.txt") is None and show(beta_remote, head, "fixed.txt") == "fixed\n"
+    assert gh.run_for("acme/beta", head)["conclusion"] == "success"
+    autofix_calls = [c for c in agent_calls(clone_env["agent_log"]) if c["kind"] == "autofix"]
+    assert len(autofix_calls) == 1
+    assert "broken.txt must not exist" in autofix_calls[0]["prompt"]
+    assert "pytest" in autofix_calls[0]["prompt"]  # the failing step is named
+    assert "\x1b[" not in autofix_calls[0]["prompt"]  # colour codes stripped
+
+    # gamma: disabled, untouched.
+    assert log_subjects(gamma_remote) == ["initial"]
+    assert {c["repo"] for c in agent_calls(clone_env["agent_log"])} == {"alpha", "beta"}
+
+    # The token never reaches the agent or any log.
+    for call in agent_calls(clone_env["agent_log"]):
+        assert TOKEN not in json.dumps(call["env"])
+    assert TOKEN not in output
+    for log_file in (home / "logs").rglob("*"):
+        if log_file.is_file():
+            assert TOKEN not in log_file.read_text(errors="replace"), log_file
+    # Per-repo instances are labelled by repo name in the logs.
+    assert "acme/beta" in output or "beta" in output

@@ -1,0 +1,91 @@
+"""The subprocess runner: streaming, timeouts that kill the whole process group, stop requests."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+from clone import runner
+from clone.errors import CommandError
+
+ENV = {"PATH": os.environ["PATH"]}
+
+
+def test_output_streams_line_by_line_while_running(tmp_path):
+    seen: list[tuple[float, str]] = []
+    script = "import time\nfor i in range(3):\n    print(f'line {i}', flush=True)\n    time.sleep(0.3)\n"
+    started = time.monotonic()
+    result = runner.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, timeout=30,
+                        on_line=lambda stream, line: seen.append((time.monotonic() - started, line)))
+    assert result.ok and result.stdout.splitlines() == ["line 0", "line 1", "line 2"]
+    assert [line for _, line in seen] == ["line 0", "line 1", "line 2"]
+    # The first line arrived long before the process ended: it was streamed, not collected at exit.
+    assert seen[0][0] < result.duration - 0.4
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    with pytest.raises(CommandError) as err:
+        runner.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, timeout=1.5)
+    assert err.value.timed_out
+    assert "timed out" in str(err.value)
+    child = int(pid_file.read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"grandchild {child} survived the timeout")
+
+
+def test_nonzero_exit_raises_with_command_code_and_output(tmp_path):
+    with pytest.raises(CommandError) as err:
+        runner.run([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], cwd=tmp_path, env=ENV,
+                   timeout=30)
+    assert err.value.returncode == 3
+    assert "exited with code 3" in str(err.value) and "boom" in str(err.value)
+
+
+def test_check_false_returns_result(tmp_path):
+    result = runner.run([sys.executable, "-c", "import sys; sys.exit(2)"], cwd=tmp_path, env=ENV, timeout=30,
+                        check=False)
+    assert result.returncode == 2 and not result.ok
+
+
+def test_stdin_and_exact_environment(tmp_path):
+    result = runner.run([sys.executable, "-c", "import os, sys; print(sys.stdin.read().upper(), sorted(os.environ))"],
+                        cwd=tmp_path, env={"PATH": ENV["PATH"], "ONLY": "1"}, timeout=30, stdin="hello")
+    assert result.stdout.startswith("HELLO")
+    assert "'ONLY'" in result.stdout and "HOME" not in result.stdout
+
+
+def test_handler_can_stop_the_process(tmp_path):
+    script = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.05)\n"
+    count = 0
+
+    def on_line(stream, line):
+        nonlocal count
+        count += 1
+        return count >= 3
+
+    result = runner.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, timeout=30, on_line=on_line,
+                        check=False)
+    assert result.stopped and not result.ok
+    assert result.duration < 10
+
+
+def test_missing_program_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="cannot start 'no-such-program-xyz'"):
+        runner.run(["no-such-program-xyz"], cwd=tmp_path, env=ENV, timeout=5)
