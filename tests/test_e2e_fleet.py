@@ -37,6 +37,7 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
     alpha, alpha_remote = make_remote_and_checkout(tmp_path, "alpha", {"README.md": "# alpha\n"})
     beta, beta_remote = make_remote_and_checkout(tmp_path, "beta", {"README.md": "# beta\n"})
     gamma, gamma_remote = make_remote_and_checkout(tmp_path, "gamma", {"README.md": "# gamma\n"})
+    delta, delta_remote = make_remote_and_checkout(tmp_path, "delta", {"README.md": "# delta\n"})
     # The user's own checkout is mid-work: another branch, a dirty file.
     git(alpha, "checkout", "--quiet", "-b", "wip")
     (alpha / "README.md").write_text("# alpha, being edited\n")
@@ -45,18 +46,21 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
         f"repos:\n  - path: {alpha}\n    github: acme/alpha\n"
         f"  - path: {beta}\n    github: acme/beta\n"
         f"  - path: {gamma}\n    github: acme/gamma\n    enabled: false  # hands off\n"
+        f"  - path: {delta}\n    github: acme/delta\n"
     )
     write_plan(clone_env["plan"], {
         "alpha": {"pass": [{"write": "alpha.txt", "text": "improved\n"}]},
         "beta": {"pass": [{"write": "broken.txt", "text": "oops\n"}],
                  "autofix": [{"delete": "broken.txt"}, {"write": "fixed.txt", "text": "fixed\n"}]},
         "gamma": {"pass": [{"write": "gamma.txt", "text": "must not happen\n"}]},
+        "delta": {"pass": [{"print": "agent crashed"}, {"exit": 3}]},  # its failure must not stop the others
     })
     home = tmp_path / "airflow"
     env = migrate(home)
 
     with FakeGitHub(token=TOKEN) as gh:
-        for name, remote in (("alpha", alpha_remote), ("beta", beta_remote), ("gamma", gamma_remote)):
+        for name, remote in (("alpha", alpha_remote), ("beta", beta_remote), ("gamma", gamma_remote),
+                             ("delta", delta_remote)):
             gh.add_repo(f"acme/{name}", bare_path=remote, ci=ci_from_tree(remote), start_after_polls=1,
                         complete_after_polls=2)
         env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
@@ -72,7 +76,8 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
         wall = time.monotonic() - started
         assert gh.server_errors == []
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
+    # The run fails because delta's chain failed; everything else still ran to the end.
+    assert result.returncode != 0 and "DagRun failed" in output, output[-6000:]
     print(f"e2e: airflow dags test clone_fleet took {wall:.1f}s")
 
     # alpha: one pass commit pushed, CI green, user's checkout untouched.
@@ -97,7 +102,8 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
 
     # gamma: disabled, untouched.
     assert log_subjects(gamma_remote) == ["initial"]
-    assert {c["repo"] for c in agent_calls(clone_env["agent_log"])} == {"alpha", "beta"}
+    assert {c["repo"] for c in agent_calls(clone_env["agent_log"])} == {"alpha", "beta", "delta"}
+    assert log_subjects(delta_remote) == ["initial"]
 
     # The token never reaches the agent or any log.
     for call in agent_calls(clone_env["agent_log"]):
@@ -106,5 +112,9 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
     for log_file in (home / "logs").rglob("*"):
         if log_file.is_file():
             assert TOKEN not in log_file.read_text(errors="replace"), log_file
-    # Per-repo instances are labelled by repo name in the logs.
-    assert "acme/beta" in output or "beta" in output
+    # The run summary lists each repo and its chain.
+    assert "| alpha | success | success | success | skipped | ok |" in output
+    assert "| beta | success | success | success | success | ok |" in output
+    assert "| delta | failed | upstream_failed | upstream_failed | upstream_failed | FAILED |" in output
+    assert "3 repo(s), 1 failed: delta" in output
+    assert "agent command failed on delta (pass): exited with code 3" in output

@@ -9,17 +9,18 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import DAG, dag, get_current_context, task, task_group
+from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
 from clone.discover import discover
-from clone.errors import PushConflict
+from clone.errors import CloneError, PushConflict
 from clone.fleet import RepoEntry, load_fleet, merge_discovered
 from clone.operators.autofix import CloneAutofixOperator
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
 from clone.passes import run_pass
 from clone.push import push_branch, record_push_conflict
 from clone.settings import AGENT_POOL, Settings, load_settings
+from clone.summary import render_table, repo_rows
 from clone.workspace import identity
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,22 @@ def repo_chain(repo: dict[str, Any]) -> None:
     CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
 
 
+@task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE)
+def summary(repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log one row per repo with the state of each link of its chain, and which repos failed."""
+    context = get_current_context()
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, task_group_id="repo", run_ids=[ti.run_id])
+    rows = repo_rows(repos or [], states.get(ti.run_id, {}))
+    log.info("run summary:\n%s", render_table(rows))
+    failed = [row["repo"] for row in rows if row["failed"]]
+    if failed:
+        # The summary is the run's only leaf: failing it is what marks the whole run failed.
+        raise CloneError(f"{len(failed)} of {len(rows)} repo(s) failed: {', '.join(failed)} "
+                         "(see each repo's task logs)")
+    return rows
+
+
 def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAULT_SCHEDULE,
                     doc_md: str | None = None) -> DAG:
     """The fleet DAG: discover -> (per repo, mapped) agent pass -> push -> CI wait -> autofix."""
@@ -114,6 +131,7 @@ def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAU
         default_args={"retries": 0},
     )
     def clone_fleet() -> None:
-        repo_chain.expand(repo=discover_repos())
+        repos = discover_repos()
+        repo_chain.expand(repo=repos) >> summary(repos)
 
     return clone_fleet()
