@@ -41,7 +41,9 @@ class ApiAnswer:
         if self.headers.get("x-ratelimit-remaining") == "0":
             reset = self.headers.get("x-ratelimit-reset", "")
             return max(1.0, float(reset) - now) if reset.strip().isdigit() else 60.0
-        if self.status == 429:
+        message = self.data.get("message", "") if isinstance(self.data, dict) else ""
+        if self.status == 429 or "rate limit" in str(message).lower():
+            # Secondary limits may come without Retry-After: GitHub says wait at least a minute.
             return 60.0
         return None
 

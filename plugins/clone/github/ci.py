@@ -118,7 +118,7 @@ def _problem(watch: CIWatch, answer: ApiAnswer) -> PollResult | None:
 def _backoff(watch: CIWatch, note: str) -> PollResult:
     watch.errors += 1
     wait = min(watch.poll_seconds * 2 ** (watch.errors - 1), MAX_ERROR_BACKOFF)
-    return PollResult(wait=wait, note=f"{note}; retrying in {wait:.0f}s")
+    return PollResult(wait=wait, note=f"{note}; retrying in {wait:.1f}s")
 
 
 def _no_runs(api: GitHubApi, watch: CIWatch, now: float) -> PollResult:
@@ -144,8 +144,9 @@ def _no_runs(api: GitHubApi, watch: CIWatch, now: float) -> PollResult:
 
 def clean_log(text: str, max_lines: int) -> str:
     """Strip timestamps and colour codes, mask secrets, keep the last ``max_lines`` lines."""
+    # Mask before cutting: a key block whose BEGIN line falls above the cut must still be masked.
     lines = [_ANSI.sub("", _TIMESTAMP.sub("", line)) for line in text.splitlines()]
-    return mask_secrets("\n".join(lines[-max_lines:]))
+    return "\n".join(mask_secrets("\n".join(lines)).splitlines()[-max_lines:])
 
 
 def failure_report(api: GitHubApi, repo: str, runs: list[dict[str, Any]], max_lines: int) -> str:
