@@ -118,3 +118,19 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
     assert "| delta | failed | upstream_failed | upstream_failed | upstream_failed | FAILED |" in output
     assert "3 repo(s), 1 failed: delta" in output
     assert "agent command failed on delta (pass): exited with code 3" in output
+
+
+def test_kill_switch_stops_every_pass(tmp_path, clone_env):
+    alpha, alpha_remote = make_remote_and_checkout(tmp_path, "alpha")
+    clone_env["repos_file"].write_text(f"repos:\n  - path: {alpha}\n")
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "x.txt", "text": "x\n"}]}})
+    env = migrate(tmp_path / "airflow")
+    env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
+    env["AIRFLOW_VAR_CLONE_PAUSED"] = "true"
+    result = airflow(env, "dags", "test", "clone_fleet", timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "the kill switch is on (Airflow Variable clone_paused=true)" in output
+    assert agent_calls(clone_env["agent_log"]) == []
+    assert log_subjects(alpha_remote) == ["initial"]
+    assert "| alpha | skipped | skipped | skipped | skipped | ok |" in output

@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
+from clone.controls import skip_if_paused
 from clone.discover import discover
 from clone.errors import CloneError, PushConflict
 from clone.fleet import RepoEntry, load_fleet, merge_discovered
@@ -64,6 +65,7 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
     context = get_current_context()
     entry = RepoEntry.from_dict(repo)
     label(context, entry.name)
+    skip_if_paused(entry.name)
     return run_pass(entry, load_settings(), context["run_id"])
 
 

@@ -8,6 +8,7 @@ and Airflow's own secrets kept out of its environment. Commits carry the bot ide
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +17,15 @@ from pathlib import Path
 from clone import runner
 from clone.errors import GitError, PushConflict
 
+log = logging.getLogger(__name__)
+
 GIT_TIMEOUT_SECONDS = 300.0
+_CREDENTIALS_IN_URL = re.compile(r"://[^@/\s]+@")
+
+
+def redact_url(text: str | None) -> str:
+    """``text`` with credentials in any URL replaced, safe to log."""
+    return _CREDENTIALS_IN_URL.sub("://***@", text or "")
 #: Variables a user's git set-up legitimately needs (ssh agents, askpass helpers, proxies).
 _KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY"}
 _SECRET_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__")
@@ -66,7 +75,8 @@ class Git:
 
     def run(self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_SECONDS,
             stdin: str | None = None) -> runner.CommandResult:
-        """Run ``git <args>`` in this repository."""
+        """Run ``git <args>`` in this repository (logged, with credentials in URLs masked)."""
+        log.info("$ git %s  (in %s)", redact_url(" ".join(args)), self.path)
         return runner.run(
             ("git", *_ALWAYS, *args),
             cwd=self.path,
@@ -131,6 +141,7 @@ class Git:
     @classmethod
     def clone(cls, url: str, dest: Path, identity: Identity | None = None) -> Git:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        log.info("$ git clone %s %s", redact_url(url), dest)
         runner.run(("git", *_ALWAYS, "clone", "--quiet", "--no-checkout", "--", url, str(dest)),
                    cwd=dest.parent, env=git_env(identity), timeout=GIT_TIMEOUT_SECONDS * 2,
                    error_class=GitError)

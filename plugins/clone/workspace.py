@@ -17,7 +17,7 @@ from typing import Any
 
 from clone.errors import GitError
 from clone.fleet import RepoEntry
-from clone.git_ops import Git, Identity
+from clone.git_ops import Git, Identity, redact_url
 from clone.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,6 @@ def github_slug_from_url(url: str | None) -> str | None:
     """``owner/name`` when ``url`` points at github.com, else None."""
     match = _GITHUB_URL.match(url or "")
     return match.group("slug") if match else None
-
-
-def redact_url(url: str | None) -> str:
-    """A URL safe to log: credentials in it are replaced."""
-    return re.sub(r"://[^@/]+@", "://***@", url or "")
 
 
 @dataclasses.dataclass(frozen=True)

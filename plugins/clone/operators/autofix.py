@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from clone import memory, prompts
 from clone.agents import AgentRun, build_agent
+from clone.controls import skip_if_paused
 from clone.errors import CIFailed, CloneError
 from clone.git_ops import Git
 from clone.github.api import GitHubApi
@@ -44,6 +45,7 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         ci = result["ci"]
         if ci["status"] in GREEN_OUTCOMES:
             raise AirflowSkipException(f"{result['repo']}: CI {ci['status']}; nothing to fix")
+        skip_if_paused(result["repo"])
         settings = load_settings()
         if not settings.ci_autofix_enabled or settings.autofix_max_attempts < 1:
             self._give_up(settings, context, ci, attempts=0,
