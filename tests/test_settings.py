@@ -42,7 +42,7 @@ def test_overrides(tmp_path):
     ({"TASKS_PER_REPO": "0"}, "TASKS_PER_REPO='0' must be at least 1"),
     ({"MAX_HOURS": "-1"}, "MAX_HOURS='-1' must be at least 0"),
     ({"CI_AUTOFIX_ENABLED": "maybe"}, "CI_AUTOFIX_ENABLED='maybe' must be 1 or 0"),
-    ({"CLONE_AGENT": "gpt"}, "CLONE_AGENT='gpt' must be one of: codex, command"),
+    ({"CLONE_AGENT": "gpt"}, "CLONE_AGENT='gpt' must be one of: codex, claude, command"),
     ({"CODEX_SANDBOX": "yolo"}, "CODEX_SANDBOX='yolo' must be one of"),
     ({"CLONE_AGENT": "command"}, "CLONE_AGENT=command needs CLONE_AGENT_COMMAND"),
 ])

@@ -20,7 +20,9 @@ PROMPTS_DIR = PROJECT_ROOT / "include" / "prompts"
 TEMPLATES_DIR = PROJECT_ROOT / "include" / "templates"
 
 AGENT_POOL = "clone_agent"
-AGENT_KINDS = ("codex", "command")
+AGENT_KINDS = ("codex", "claude", "command")
+VERIFY_POLICIES = ("block", "warn", "off")
+GUARD_POLICIES = ("block", "warn")
 CODEX_SANDBOXES = ("read-only", "workspace-write", "danger-full-access", "bypass")
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -60,6 +62,14 @@ class Settings:
     ci_start_grace_seconds: float = 300
     ci_log_max_lines: int = 200
     autofix_max_attempts: int = 2
+
+    max_tokens_per_pass: int = 0
+    max_tokens_per_run: int = 0
+    stall_passes: int = 3
+    verify_policy: str = "block"
+    verify_timeout_minutes: float = 20
+    guard_policy: str = "block"
+    protected_paths: tuple[str, ...] = ()
 
     git_author_name: str = "Clone Bot"
     git_author_email: str = "clone-bot@users.noreply.github.com"
@@ -174,6 +184,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ci_start_grace_seconds=read.number("CLONE_CI_START_GRACE_SECONDS", 300),
         ci_log_max_lines=read.integer("CLONE_CI_LOG_MAX_LINES", 200, minimum=1),
         autofix_max_attempts=read.integer("CLONE_AUTOFIX_MAX_ATTEMPTS", 2),
+        max_tokens_per_pass=read.integer("CLONE_MAX_TOKENS_PER_PASS", 0),
+        max_tokens_per_run=read.integer("CLONE_MAX_TOKENS_PER_RUN", 0),
+        stall_passes=read.integer("CLONE_STALL_PASSES", 3),
+        verify_policy=read.choice("CLONE_VERIFY_POLICY", "block", VERIFY_POLICIES),
+        verify_timeout_minutes=read.number("CLONE_VERIFY_TIMEOUT_MINUTES", 20, minimum=0.01),
+        guard_policy=read.choice("CLONE_GUARD_POLICY", "block", GUARD_POLICIES),
+        protected_paths=read.names("CLONE_PROTECTED_PATHS"),
         git_author_name=read.text("CLONE_GIT_AUTHOR_NAME", "") or Settings.git_author_name,
         git_author_email=read.text("CLONE_GIT_AUTHOR_EMAIL", "") or Settings.git_author_email,
         github_conn_id=read.text("CLONE_GITHUB_CONN_ID", "") or Settings.github_conn_id,

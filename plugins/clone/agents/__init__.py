@@ -1,13 +1,14 @@
-"""Coding agents Clone can drive: ``codex`` (default) and ``command``."""
+"""Coding agents Clone can drive: ``codex`` (default), ``claude`` and ``command``."""
 
 from __future__ import annotations
 
 from clone.agents.base import Agent, AgentResult, AgentRun
+from clone.agents.claude import ClaudeAgent
 from clone.agents.codex import CodexAgent
 from clone.agents.command import CommandAgent
 from clone.settings import Settings
 
-__all__ = ["Agent", "AgentResult", "AgentRun", "CodexAgent", "CommandAgent", "build_agent"]
+__all__ = ["Agent", "AgentResult", "AgentRun", "ClaudeAgent", "CodexAgent", "CommandAgent", "build_agent"]
 
 
 def build_agent(settings: Settings) -> Agent:
@@ -15,7 +16,10 @@ def build_agent(settings: Settings) -> Agent:
     common = {
         "timeout_seconds": settings.agent_timeout_minutes * 60,
         "passthrough": settings.agent_env_passthrough,
+        "max_tokens": settings.max_tokens_per_pass,
     }
     if settings.agent == "command":
         return CommandAgent(settings.agent_command, **common)
+    if settings.agent == "claude":
+        return ClaudeAgent(model=settings.model, **common)
     return CodexAgent(model=settings.model, sandbox=settings.codex_sandbox, **common)

@@ -21,6 +21,8 @@ ENV_ALLOWLIST = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
     "CODEX_HOME", "OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID",
     "OPENAI_ORGANIZATION", "OPENAI_PROJECT", "AZURE_OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "CLAUDE_CONFIG_DIR",
+    "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_MAX_RETRIES",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 )
@@ -57,6 +59,11 @@ class AgentResult:
     error: str = ""
     last_message: str = ""
     usage: dict[str, int] = dataclasses.field(default_factory=dict)
+    over_budget: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return int(self.usage.get("total_tokens", 0))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,9 +99,11 @@ class Agent:
 
     name = "agent"
 
-    def __init__(self, *, timeout_seconds: float, passthrough: tuple[str, ...] = ()) -> None:
+    def __init__(self, *, timeout_seconds: float, passthrough: tuple[str, ...] = (), max_tokens: int = 0) -> None:
         self.timeout_seconds = timeout_seconds
         self.passthrough = validate_passthrough(passthrough)
+        self.max_tokens = max_tokens
+        self._over_budget = False
 
     # Subclass hooks ---------------------------------------------------------------------
     def argv(self, run: AgentRun, scratch: Path) -> tuple[list[str], str | None]:
@@ -109,9 +118,22 @@ class Agent:
     def finish(self, result: AgentResult, scratch: Path) -> None:
         """Read whatever the agent left behind (last message, usage) into ``result``."""
 
+    def tokens_used(self) -> int:
+        """Tokens the agent has reported so far in this run (from its streamed events)."""
+        return 0
+
+    def _handle_line(self, stream: str, line: str) -> bool:
+        stop = bool(self.on_line(stream, line))
+        if self.max_tokens and not self._over_budget and self.tokens_used() > self.max_tokens:
+            self._over_budget = True
+            log.warning("agent %s used %d tokens, over CLONE_MAX_TOKENS_PER_PASS=%d: stopping it",
+                        self.name, self.tokens_used(), self.max_tokens)
+        return stop or self._over_budget
+
     # The run ----------------------------------------------------------------------------
     def run(self, run: AgentRun) -> AgentResult:
         """Run the agent in ``run.workdir``; raise AgentError when it fails or times out."""
+        self._over_budget = False
         with tempfile.TemporaryDirectory(prefix="clone-agent-") as tmp:
             scratch = Path(tmp)
             prompt_file = scratch / "prompt.md"
@@ -122,12 +144,17 @@ class Agent:
                      self.name, run.pass_kind, run.workdir, self.timeout_seconds, len(run.prompt))
             try:
                 proc = runner.run(argv, cwd=run.workdir, env=env, timeout=self.timeout_seconds,
-                                  stdin=stdin, on_line=self.on_line, check=False, max_capture_lines=400)
+                                  stdin=stdin, on_line=self._handle_line, check=False, max_capture_lines=400)
             except Exception as e:  # cannot even start it
                 raise AgentError(f"agent {self.name} could not start: {e}") from e
             result = AgentResult(agent=self.name, ok=proc.ok, exit_code=proc.returncode,
                                  duration=round(proc.duration, 1), timed_out=proc.timed_out)
-            if proc.timed_out:
+            if self._over_budget:
+                result.ok = False
+                result.over_budget = True
+                result.error = (f"stopped: token budget exceeded ({self.tokens_used()} tokens used, "
+                                f"CLONE_MAX_TOKENS_PER_PASS={self.max_tokens})")
+            elif proc.timed_out:
                 result.error = f"timed out after {self.timeout_seconds:.0f}s; its process group was killed"
             elif proc.returncode != 0:
                 result.error = f"exited with code {proc.returncode}: {proc.tail(15)}"

@@ -42,6 +42,22 @@ class CodexEvents:
         """Failed turns, and errors no completed turn recovered from."""
         return self.turn_failures + self.pending_errors
 
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens so far (cached input is part of input)."""
+        return self.usage.get("input_tokens", 0) + self.usage.get("output_tokens", 0)
+
+    def usage_report(self) -> dict[str, int]:
+        return {**self.usage, "total_tokens": self.total_tokens} if self.usage else {}
+
+    def apply(self, result: AgentResult) -> None:
+        """Put usage, the last message and any failure the events reported into ``result``."""
+        result.usage = self.usage_report()
+        result.last_message = self.last_message[-4000:]
+        if self.failures:
+            result.error = "; ".join(filter(None, [result.error, *self.failures]))[-2000:]
+            result.ok = False
+
     def feed(self, line: str) -> str:
         """Digest one stdout line; return what to log for it."""
         try:
@@ -118,16 +134,11 @@ class CodexAgent(Agent):
             log.info("[codex stderr] %s", line)
         return False
 
+    def tokens_used(self) -> int:
+        return self.events.total_tokens
+
     def finish(self, result: AgentResult, scratch: Path) -> None:
-        result.usage = dict(self.events.usage)
-        if self.events.usage:
-            result.usage["total_tokens"] = self.events.usage.get("input_tokens", 0) + self.events.usage.get(
-                "output_tokens", 0)
         last = scratch / "last_message.txt"
-        result.last_message = (last.read_text(encoding="utf-8", errors="replace") if last.exists()
-                               else self.events.last_message)[-4000:]
-        if self.events.failures and result.ok:
-            result.ok = False
-            result.error = "; ".join(self.events.failures)[-2000:]
-        elif self.events.failures:
-            result.error = f"{result.error}; {'; '.join(self.events.failures)}"[-2000:]
+        if last.exists():
+            self.events.last_message = last.read_text(encoding="utf-8", errors="replace")
+        self.events.apply(result)

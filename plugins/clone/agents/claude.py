@@ -1,0 +1,349 @@
+"""The ``claude`` agent: Claude Code's ``claude -p --output-format stream-json``, read as it streams.
+
+Command line (the prompt goes on stdin: ``-p`` reads it from there when no prompt argument is given)::
+
+    claude -p --output-format stream-json --verbose --no-session-persistence
+           --permission-mode acceptEdits --allowedTools Bash --disallowedTools "Bash(git push:*)"
+           --settings '{"env": {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}}'
+           [--model M] [--max-turns N] [--max-budget-usd X]
+
+``--verbose`` is required by ``stream-json`` in print mode. ``--no-session-persistence`` keeps the
+transcripts of a whole fleet from piling up under ``~/.claude/projects``. The ``--settings`` env turns off
+auto-update, telemetry and error reporting (fewer moving parts in an unattended run; measured with 2.1.331,
+it is what keeps the CLI from contacting anything but its model endpoint).
+
+Permissions, the safe default (measured with Claude Code 2.1.331 in ``-p`` mode, where nobody can answer a
+prompt: whatever would ask is denied, reported as a ``permission_denied`` system event and an error
+``tool_result``, and the run goes on):
+
+* ``default``: reads only; edits and most shell commands are denied.
+* ``acceptEdits`` alone: file edits inside the working directory, read-only commands (``ls``, ``git
+  status``), redirections and ``rm``/``touch`` inside the work tree run; anything else (``python``,
+  ``make``, ``npm test``, ``git commit``, paths outside the work tree) is denied. So the agent cannot run
+  the tests.
+* ``acceptEdits`` + ``--allowedTools Bash`` (the default here): edits inside the work tree and any shell
+  command, without prompts. Commands run with the worker's user and the agent's allowlisted environment
+  (no Airflow or GitHub secrets), unsandboxed: the worker container is the boundary, as with codex's
+  ``danger-full-access``. ``git push`` is denied (``--disallowedTools`` wins over ``--allowedTools``):
+  the orchestrator pushes.
+* ``bypassPermissions`` / ``--dangerously-skip-permissions``: everything, outside the work tree too;
+  refused by the CLI when it runs as root (``IS_SANDBOX=1`` did not lift that in 2.1.331), so this module
+  refuses it up front for root.
+
+stream-json events, one JSON object a line: ``system`` (subtype ``init`` with model, tools,
+``permissionMode``; ``api_retry``; ``permission_denied``; ...), ``assistant`` (one event per content block:
+``text``, ``tool_use``, ``thinking``; ``is_api_error_message`` marks a synthetic message carrying an API
+error), ``user`` (``tool_result`` blocks; a Bash failure's content starts ``Exit code N``), and a final
+``result`` with ``subtype`` (``success``, ``error_max_turns``, ``error_max_budget_usd``,
+``error_during_execution``, ...), ``is_error``, ``result`` (the final text), ``num_turns``,
+``total_cost_usd`` and ``usage`` summed over the run. An API failure gives ``is_error: true`` with subtype
+``success`` (and ``terminal_reason: api_error``): ``is_error`` decides, not the subtype alone. 2.1.331
+exits 1 on every error result seen; an error result is a failure whatever the exit code, and so is a run
+that exits 0 without any ``result`` event.
+
+Usage (``AgentResult.usage``, ints): ``input_tokens``, ``output_tokens``, ``cache_creation_input_tokens``,
+``cache_read_input_tokens`` from the ``result`` event, ``total_tokens`` (all four summed: unlike codex's
+``input_tokens``, Claude's excludes cached input), and ``cost_usd_micros`` (``total_cost_usd`` in
+millionths of a dollar, as Claude Code prices it at list price). Without a ``result`` event (a timeout)
+the tokens are summed from the assistant messages seen, which undercounts output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from clone.agents.base import Agent, AgentResult, AgentRun, log
+from clone.errors import ConfigError
+
+#: ``--permission-mode`` choices of Claude Code 2.1.331 (``default`` is what it reports with no flag).
+PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan")
+DEFAULT_ALLOWED_TOOLS = ("Bash",)
+DEFAULT_DISALLOWED_TOOLS = ("Bash(git push:*)",)
+#: Passed with ``--settings``: no auto-update, telemetry, error reporting or other non-model traffic.
+QUIET_SETTINGS = {"env": {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}}
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+_EXIT_CODE = re.compile(r"^Exit code (-?\d+)")
+
+
+def _short(text: Any, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and "text" in b)
+    return "" if content is None else json.dumps(content)
+
+
+def _tool_summary(name: str, tool_input: Any) -> str:
+    """A short description of one tool call."""
+    if not isinstance(tool_input, dict):
+        return _short(tool_input, 200)
+    if name == "Bash":
+        return _short(tool_input.get("command", ""))
+    for key in ("file_path", "notebook_path", "path", "pattern", "url", "query", "description", "skill"):
+        if tool_input.get(key):
+            return _short(tool_input[key], 300)
+    return _short(json.dumps(tool_input), 200)
+
+
+class ClaudeEvents:
+    """Reads Claude Code's stream-json events: renders each for the log, keeps usage, cost and failures."""
+
+    def __init__(self) -> None:
+        self.result_event: dict[str, Any] | None = None
+        self.last_text = ""
+        self.tools: dict[str, tuple[str, str]] = {}  # tool_use id -> (name, summary)
+        self.denials: list[str] = []
+        self.api_errors: list[str] = []
+        self._message_usage: dict[str, dict[str, int]] = {}  # assistant message id -> its usage
+
+    # ---- what the run amounted to
+    @property
+    def usage(self) -> dict[str, int]:
+        """Token counts (and ``cost_usd_micros``) of the run; empty when nothing was reported."""
+        usage: dict[str, int] = {}
+        source = (self.result_event or {}).get("usage")
+        if isinstance(source, dict):
+            for key in USAGE_KEYS:
+                if (value := _int(source.get(key))) is not None:
+                    usage[key] = value
+        else:  # no result event: what the assistant messages said
+            for message_usage in self._message_usage.values():
+                for key, value in message_usage.items():
+                    usage[key] = usage.get(key, 0) + value
+        if usage:
+            usage["total_tokens"] = sum(usage.get(k, 0) for k in USAGE_KEYS)
+        cost = (self.result_event or {}).get("total_cost_usd")
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            usage["cost_usd_micros"] = int(round(cost * 1_000_000))
+        return usage
+
+    @property
+    def total_tokens(self) -> int:
+        """All tokens so far: input, cache writes, cache reads and output (what ``total_tokens`` reports)."""
+        return self.usage.get("total_tokens", 0)
+
+    @property
+    def last_message(self) -> str:
+        result = (self.result_event or {}).get("result")
+        return result if isinstance(result, str) and result else self.last_text
+
+    def failures(self, exited_ok: bool) -> list[str]:
+        """Why the run failed, by the events (empty if they say it did not)."""
+        event = self.result_event
+        if event is None:
+            if not exited_ok:
+                return self.api_errors[-1:]
+            return ["claude exited without a result event", *self.api_errors[-1:]]
+        subtype = str(event.get("subtype") or "")
+        if not (event.get("is_error") or subtype.startswith("error")):
+            return []
+        details = [f"{k}={event[k]}" for k in ("terminal_reason", "api_error_status") if event.get(k)]
+        errors = event.get("errors") or []
+        if isinstance(errors, list) and errors:
+            text = "; ".join(str(e) for e in errors)
+        else:
+            text = event.get("result")
+        message = f"claude result {subtype or '?'}" + (f" ({', '.join(details)})" if details else "")
+        return [f"{message}: {_short(text or 'is_error', 1000)}"]
+
+    # ---- one line
+    def feed(self, line: str) -> list[str]:
+        """Digest one stdout line; return what to log for it (possibly nothing)."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return [line] if line.strip() else []
+        if not isinstance(event, dict):
+            return [line]
+        kind = str(event.get("type", "?"))
+        if kind == "system":
+            return [self._system(event)]
+        if kind == "assistant":
+            return self._assistant(event)
+        if kind == "user":
+            return self._user(event)
+        if kind == "result":
+            self.result_event = event
+            return [self._result(event)]
+        if kind == "stream_event":  # partial messages (only with --include-partial-messages): too chatty
+            return []
+        return [kind]
+
+    def _system(self, event: dict[str, Any]) -> str:
+        subtype = event.get("subtype", "?")
+        if subtype == "init":
+            return (f"session started: claude {event.get('claude_code_version', '?')}, model "
+                    f"{event.get('model', '?')}, permission mode {event.get('permissionMode', '?')}, "
+                    f"{len(event.get('tools') or [])} tools, cwd {event.get('cwd', '?')}")
+        if subtype == "api_retry":
+            return (f"API retry {event.get('attempt')}/{event.get('max_retries')} after "
+                    f"{event.get('error_status') or ''} {event.get('error') or ''}, waiting "
+                    f"{event.get('retry_delay_ms')} ms")
+        if subtype == "permission_denied":
+            denial = f"{event.get('tool_name', '?')}: {_short(event.get('message', ''), 300)}"
+            self.denials.append(denial)
+            return f"permission DENIED for {denial}"
+        return f"system {subtype}"
+
+    def _assistant(self, event: dict[str, Any]) -> list[str]:
+        message = event.get("message") or {}
+        prefix = "[subagent] " if event.get("parent_tool_use_id") else ""
+        usage = message.get("usage")
+        if isinstance(usage, dict) and message.get("id") and not event.get("is_api_error_message"):
+            self._message_usage[str(message["id"])] = {
+                k: v for k in USAGE_KEYS if (v := _int(usage.get(k))) is not None}
+        lines = []
+        for block in message.get("content") or []:
+            if not isinstance(block, dict):
+                continue
+            block_type = block.get("type")
+            if block_type == "text":
+                text = str(block.get("text", ""))
+                if event.get("is_api_error_message") or event.get("error"):
+                    self.api_errors.append(text)
+                    lines.append(f"{prefix}API ERROR: {_short(text)}")
+                    continue
+                if not prefix:
+                    self.last_text = text
+                lines.append(f"{prefix}message: {_short(text, 2000)}")
+            elif block_type == "tool_use":
+                name = str(block.get("name", "?"))
+                summary = _tool_summary(name, block.get("input"))
+                self.tools[str(block.get("id"))] = (name, summary)
+                lines.append(f"{prefix}tool {name}: {summary}")
+            elif block_type == "thinking":
+                lines.append(f"{prefix}thinking: {_short(block.get('thinking', ''), 300)}")
+            elif block_type != "redacted_thinking":
+                lines.append(f"{prefix}assistant {block_type}")
+        return lines
+
+    def _user(self, event: dict[str, Any]) -> list[str]:
+        prefix = "[subagent] " if event.get("parent_tool_use_id") else ""
+        content = (event.get("message") or {}).get("content")
+        lines = []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            name, summary = self.tools.get(str(block.get("tool_use_id")), ("?", ""))
+            text = _text_of(block.get("content")).strip()
+            if block.get("is_error"):
+                match = _EXIT_CODE.match(text)
+                first_line = text.splitlines()[0] if text else ""
+                status = f"exit {match.group(1)}" if match else f"ERROR: {_short(first_line, 300)}"
+            elif name == "Bash":
+                extra = event.get("tool_use_result")
+                status = "interrupted" if isinstance(extra, dict) and extra.get("interrupted") else "exit 0"
+            else:
+                status = "ok"
+            lines.append(f"{prefix}tool {name} -> {status}" + (f" ({summary})" if name == "Bash" else ""))
+        return lines
+
+    def _result(self, event: dict[str, Any]) -> str:
+        usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
+        cost = event.get("total_cost_usd")
+        parts = [f"result {event.get('subtype', '?')}" + (" (ERROR)" if event.get("is_error") else "")]
+        if event.get("num_turns") is not None:
+            parts.append(f"{event['num_turns']} turns")
+        if isinstance(event.get("duration_ms"), (int, float)):
+            parts.append(f"{event['duration_ms'] / 1000:.1f}s")
+        if isinstance(cost, (int, float)):
+            parts.append(f"cost ${cost:.4f}")
+        tokens = ", ".join(f"{k}={usage[k]}" for k in USAGE_KEYS if k in usage)
+        line = ", ".join(parts) + (f"; {tokens}" if tokens else "")
+        if event.get("is_error") or event.get("errors"):
+            line += f": {_short(event.get('errors') or event.get('result') or '', 600)}"
+        return line
+
+
+class ClaudeAgent(Agent):
+    """Claude Code in print mode, prompt on stdin, stream-json events parsed line by line."""
+
+    name = "claude"
+
+    def __init__(self, *, model: str = "", executable: str = "claude", permission_mode: str = "acceptEdits",
+                 allowed_tools: Iterable[str] = DEFAULT_ALLOWED_TOOLS,
+                 disallowed_tools: Iterable[str] = DEFAULT_DISALLOWED_TOOLS,
+                 max_turns: int | None = None, max_budget_usd: float | None = None,
+                 disable_nonessential_traffic: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if permission_mode not in PERMISSION_MODES:
+            raise ConfigError(f"claude permission mode must be one of {', '.join(PERMISSION_MODES)}, "
+                              f"got {permission_mode!r}")
+        if permission_mode == "bypassPermissions" and hasattr(os, "geteuid") and os.geteuid() == 0:
+            raise ConfigError("claude refuses --permission-mode bypassPermissions when running as root; "
+                              "run the worker as another user or use acceptEdits with allowed tools")
+        self.model = model
+        self.executable = executable
+        self.permission_mode = permission_mode
+        self.allowed_tools = tuple(allowed_tools)
+        self.disallowed_tools = tuple(disallowed_tools)
+        self.max_turns = max_turns
+        self.max_budget_usd = max_budget_usd
+        self.disable_nonessential_traffic = disable_nonessential_traffic
+        self.events = ClaudeEvents()
+        self._recent: deque[str] = deque(maxlen=15)
+
+    def argv(self, run: AgentRun, scratch: Path) -> tuple[list[str], str | None]:
+        self.events = ClaudeEvents()
+        self._recent.clear()
+        argv = [self.executable, "-p", "--output-format", "stream-json", "--verbose",
+                "--no-session-persistence", "--permission-mode", self.permission_mode]
+        if self.allowed_tools:
+            argv += ["--allowedTools", ",".join(self.allowed_tools)]
+        if self.disallowed_tools:
+            argv += ["--disallowedTools", ",".join(self.disallowed_tools)]
+        if self.disable_nonessential_traffic:
+            argv += ["--settings", json.dumps(QUIET_SETTINGS, separators=(",", ":"))]
+        if self.model:
+            argv += ["--model", self.model]
+        if self.max_turns:
+            argv += ["--max-turns", str(int(self.max_turns))]
+        if self.max_budget_usd:
+            argv += ["--max-budget-usd", f"{float(self.max_budget_usd):g}"]
+        return argv, run.prompt  # always stdin: no argv size limit, no option parsing of the prompt
+
+    def on_line(self, stream: str, line: str) -> bool:
+        if stream == "stdout":
+            for rendered in self.events.feed(line):
+                log.info("[claude] %s", rendered)
+                self._recent.append(rendered)
+        else:
+            log.info("[claude stderr] %s", line)
+            self._recent.append(f"stderr: {line}")
+        return False
+
+    def tokens_used(self) -> int:
+        return self.events.total_tokens
+
+    def finish(self, result: AgentResult, scratch: Path) -> None:
+        result.usage = self.events.usage
+        result.last_message = self.events.last_message[-4000:]
+        if self.events.denials:
+            log.warning("agent claude: %d tool call(s) denied by its permission settings (mode %s): %s",
+                        len(self.events.denials), self.permission_mode, "; ".join(self.events.denials)[:1000])
+        if result.timed_out or getattr(result, "over_budget", False):
+            return  # the base class already said why it was stopped
+        failures = self.events.failures(exited_ok=result.ok)
+        if not failures and result.ok:
+            return
+        # Said in terms of the parsed events, not the raw tail (stream-json lines run to kilobytes).
+        exit_note = "" if result.exit_code == 0 else f"exited with code {result.exit_code}: "
+        detail = "; ".join(failures) or "\n".join(_short(r, 300) for r in self._recent)
+        result.ok = False
+        if detail:  # else keep the base class's "exited with code N: <tail>"
+            result.error = (exit_note + detail)[-2000:]

@@ -1,0 +1,298 @@
+"""Local verification: the repo's own lint, test and build commands, run after the agent, outside it.
+
+Commands come from repos.yaml (``verify: [...]``) or are detected from the work tree. Each runs
+through :func:`clone.runner.run` with a timeout, streaming into the task log; the results feed the
+pass result, PROJECT_MEMORY.md's verification history and the agent's fix-it prompt. Detection never
+picks a command that installs dependencies, publishes or deploys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import sys
+import tomllib
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from clone import memory, runner
+from clone.errors import CommandError, ConfigError
+from clone.redact import mask_secrets
+
+log = logging.getLogger("clone.verify")
+
+KINDS = ("lint", "test", "build")
+HISTORY_HEADING = "## Verification history"
+_MAKEFILES = ("GNUmakefile", "makefile", "Makefile")  # GNU make's own lookup order
+_MAKE_TARGETS = {"lint": ("lint",), "test": ("test", "check"), "build": ("build",)}
+# A rule line: targets, then ':' or '::' that is not an assignment (':=', '::=').
+_RULE = re.compile(r"^(?P<targets>[^\s:=#][^:=#]*?)\s*::?(?![:=])")
+_NPM_PLACEHOLDER = re.compile(r"no test specified")
+_SHELL_TOKENS = {"&&", "||", "|", ";", ">", ">>", "<", "&"}
+_SCRUBBED_PREFIXES = ("AIRFLOW_", "CLONE_")
+_SCRUBBED_NAMES = {"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN", "PYTHONPATH",
+                   "PYTHONHOME", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"}
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY", re.IGNORECASE)
+# Keep package managers off the network: these checks verify, they never fetch.
+_NPM_ENV = (("npm_config_offline", "true"), ("npm_config_update_notifier", "false"))
+_GO_ENV = (("GOPROXY", "off"), ("GOTOOLCHAIN", "local"))
+_PY_ENV = (("PYTHONDONTWRITEBYTECODE", "1"),)
+_MAX_LINE_CHARS = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One command to run: what it checks, its argv, and where it came from."""
+
+    name: str
+    argv: tuple[str, ...]
+    source: str
+    env: tuple[tuple[str, str], ...] = ()  # set on top of the run's environment
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """What one check did. ``exit_code`` is None when the program could not be started."""
+
+    name: str
+    command: str
+    exit_code: int | None
+    duration: float
+    output_tail: str
+    timed_out: bool
+    source: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.ok else "TIMEOUT" if self.timed_out else "FAIL"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "ok": self.ok}
+
+
+# -- where checks come from ----------------------------------------------------------------
+
+def _make_targets(workdir: Path) -> tuple[str, set[str]] | None:
+    """The Makefile make would read and the targets it defines (recipes and defines ignored)."""
+    path = next((workdir / name for name in _MAKEFILES if (workdir / name).is_file()), None)
+    if path is None:
+        return None
+    targets: set[str] = set()
+    in_define = False
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stripped = line.strip()
+        if in_define:
+            in_define = stripped != "endef"
+        elif re.match(r"(?:override\s+|export\s+)?define\b", stripped):
+            in_define = True
+        elif match := _RULE.match(line):
+            targets.update(match.group("targets").split())
+    return path.name, targets
+
+
+def _table(path: Path, parse: Callable[[str], Any], key: str) -> dict[str, Any]:
+    """The ``key`` table of a JSON or TOML file; empty when the file is missing or malformed."""
+    if not path.is_file():
+        return {}
+    try:
+        table = parse(path.read_text(encoding="utf-8")).get(key, {})
+    except (ValueError, AttributeError) as e:  # bad JSON/TOML (both ValueErrors), or not an object
+        log.warning("verify: ignoring %s: %s", path, e)
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def _has_section(path: Path, section: str) -> bool:
+    return path.is_file() and re.search(rf"^\[{re.escape(section)}\]", path.read_text(
+        encoding="utf-8", errors="replace"), re.MULTILINE) is not None
+
+
+def _python_checks(workdir: Path) -> dict[str, Check]:
+    tool = _table(workdir / "pyproject.toml", tomllib.loads, "tool")
+    found: dict[str, Check] = {}
+    if "ruff" in tool or (workdir / "ruff.toml").is_file() or (workdir / ".ruff.toml").is_file():
+        if shutil.which("ruff"):
+            found["lint"] = Check("lint", ("ruff", "check", "."), "ruff config")
+        else:
+            log.info("verify: %s has a ruff config but ruff is not on PATH; no lint check", workdir)
+    pytest_source = (
+        "pyproject.toml [tool.pytest.ini_options]" if isinstance(tool.get("pytest"), dict)
+        and "ini_options" in tool["pytest"]
+        else "pytest.ini" if (workdir / "pytest.ini").is_file()
+        else "tox.ini [pytest]" if _has_section(workdir / "tox.ini", "pytest")
+        else "setup.cfg [tool:pytest]" if _has_section(workdir / "setup.cfg", "tool:pytest")
+        else "tests/test_*.py" if (workdir / "tests").is_dir() and any((workdir / "tests").rglob("test_*.py"))
+        else None
+    )
+    if pytest_source:
+        venv_python = workdir / ".venv" / "bin" / "python"
+        python = ".venv/bin/python" if venv_python.exists() else sys.executable
+        found["test"] = Check("test", (python, "-m", "pytest", "-q"), pytest_source, _PY_ENV)
+    return found
+
+
+def detect_checks(workdir: Path) -> list[Check]:
+    """The repo's lint, test and build commands, at most one of each, in that order.
+
+    Per kind, the first of: a Makefile target, a package.json script, Python (ruff, pytest),
+    Cargo, Go. Kinds with nothing found are left out.
+    """
+    workdir = Path(workdir)
+    candidates: list[dict[str, Check]] = []
+    if made := _make_targets(workdir):
+        makefile, targets = made
+        candidates.append({kind: Check(kind, ("make", target), f"{makefile} target {target}")
+                           for kind, names in _MAKE_TARGETS.items()
+                           if (target := next((t for t in names if t in targets), None))})
+    scripts = {k: v for k, v in _table(workdir / "package.json", json.loads, "scripts").items()
+               if isinstance(v, str) and v.strip()}
+    candidates.append({
+        kind: Check(kind, ("npm", "test") if kind == "test" else ("npm", "run", kind),
+                    f"package.json script {kind}", _NPM_ENV)
+        for kind in KINDS
+        if kind in scripts and not (kind == "test" and _NPM_PLACEHOLDER.search(scripts[kind]))
+    })
+    candidates.append(_python_checks(workdir))
+    if (workdir / "Cargo.toml").is_file():
+        candidates.append({kind: Check(kind, ("cargo", kind, "--offline"), "Cargo.toml")
+                           for kind in ("test", "build")})
+    if (workdir / "go.mod").is_file():
+        go = {"lint": "vet", "test": "test", "build": "build"}
+        candidates.append({kind: Check(kind, ("go", sub, "./..."), "go.mod", _GO_ENV)
+                           for kind, sub in go.items()})
+    return [next(found[kind] for found in candidates if kind in found)
+            for kind in KINDS if any(kind in found for found in candidates)]
+
+
+def checks_from_config(commands: list[str]) -> list[Check]:
+    """Checks from repos.yaml's ``verify:`` list: each string split like a shell would, never run by one."""
+    checks = []
+    for index, command in enumerate(commands):
+        where = f"repos.yaml verify[{index}]"
+        if not isinstance(command, str):
+            raise ConfigError(f"{where}: expected a command string, got {type(command).__name__}")
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError as e:
+            raise ConfigError(f"{where}: cannot split {command!r} into arguments ({e}); "
+                              "quote it as you would in a shell") from e
+        if not argv:
+            raise ConfigError(f"{where}: the command is empty")
+        if shell := next((t for t in argv if t in _SHELL_TOKENS), None):
+            raise ConfigError(f"{where}: {command!r} uses shell syntax ({shell}) but verify commands are not "
+                              "run through a shell; use one entry per command, or sh -c '...'")
+        checks.append(Check(f"verify-{index + 1}", argv, where))
+    return checks
+
+
+# -- running them ----------------------------------------------------------------------------
+
+def default_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment minus Airflow's and Clone's settings, GitHub tokens and path redirects."""
+    base = os.environ if base is None else base
+    env = {k: v for k, v in base.items()
+           if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED_NAMES}
+    env.setdefault("PATH", os.defpath)
+    env.setdefault("CI", "true")  # test runners stay non-interactive (no watch mode, no prompts)
+    return env
+
+
+def run_checks(workdir: Path, checks: list[Check], *, timeout_seconds: float,
+               env: Mapping[str, str] | None = None, tail_lines: int = 40) -> list[CheckResult]:
+    """Run each check in ``workdir``, at most ``timeout_seconds`` each; never raises for a failing check."""
+    if timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+    base = default_env() if env is None else dict(env)
+    secrets = tuple(v for k, v in base.items() if _SECRET_NAME.search(k) and len(v) >= 8)
+    results = [_run_one(Path(workdir), check, {**base, **dict(check.env)}, timeout_seconds, tail_lines,
+                        secrets) for check in checks]
+    log.info("verify: %d/%d check(s) passed in %s\n%s", sum(r.ok for r in results), len(results), workdir,
+             summarize(results))
+    return results
+
+
+def _run_one(workdir: Path, check: Check, env: dict[str, str], timeout: float, tail_lines: int,
+             secrets: tuple[str, ...]) -> CheckResult:
+    log.info("verify: %s `%s` (%s), timeout %.0fs", check.name, check.command, check.source, timeout)
+    tail: deque[str] = deque(maxlen=tail_lines)
+
+    def on_line(stream: str, line: str) -> None:
+        tail.append(line[:_MAX_LINE_CHARS])
+        log.info("[verify %s] %s", check.name, mask_secrets(line, secrets))
+
+    try:
+        result = runner.run(check.argv, cwd=workdir, env=env, timeout=timeout, check=False,
+                            on_line=on_line, max_capture_lines=tail_lines)
+    except CommandError as e:  # the program is missing or not executable
+        why = f"could not start {check.argv[0]!r} (is it installed and on PATH?): {e.__cause__ or e}"
+        log.warning("verify: %s %s", check.name, why)
+        return CheckResult(check.name, check.command, None, 0.0, mask_secrets(why, secrets), False,
+                           check.source)
+    return CheckResult(check.name, check.command, result.returncode, round(result.duration, 1),
+                       mask_secrets("\n".join(tail), secrets), result.timed_out, check.source)
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+def summarize(results: list[CheckResult]) -> str:
+    """One line per check, e.g. ``FAIL test `make test` (1.2s) exit 2``."""
+    if not results:
+        return "no checks detected"
+    return "\n".join(f"{r.status} {r.name} `{r.command}` ({r.duration:.1f}s)" + (
+        " could not start" if r.exit_code is None else f" exit {r.exit_code}" if r.status == "FAIL" else ""
+    ) for r in results)
+
+
+def failure_evidence(results: list[CheckResult]) -> str:
+    """Markdown for a fix-it prompt: each failing command, how it failed and its output tail."""
+    sections = []
+    for r in (r for r in results if not r.ok):
+        how = ("timed out and was killed" if r.timed_out else "could not start" if r.exit_code is None
+               else f"exit code {r.exit_code}")
+        # A fence longer than any backtick run in the output, so the output cannot close it.
+        fence = "`" * max(3, 1 + max(map(len, re.findall(r"`+", r.output_tail)), default=0))
+        sections.append(f"### `{r.command}` ({r.name}, from {r.source}): {how}\n\n"
+                        f"{fence}text\n{r.output_tail or '(no output)'}\n{fence}\n")
+    return "\n".join(sections)
+
+
+def history_entry(results: list[CheckResult], *, label: str, when: dt.datetime | None = None) -> str:
+    """One dated PROJECT_MEMORY.md bullet, with a sub-bullet per check."""
+    when = when or dt.datetime.now(dt.timezone.utc)
+    head = f"- {when:%Y-%m-%d %H:%M} UTC — {label}: "
+    head += f"{sum(r.ok for r in results)}/{len(results)} checks passed" if results else "no checks detected"
+    return "\n".join([head, *(f"  - {line}" for line in summarize(results).splitlines() if results)]) + "\n"
+
+
+def record_history(workdir: Path, repo_name: str, entry: str) -> Path:
+    """Add ``entry`` at the end of PROJECT_MEMORY.md's verification history (section added if missing)."""
+    path = Path(workdir) / memory.MEMORY
+    lines = (path.read_text(encoding="utf-8") if path.exists()
+             else memory.render_template(memory.MEMORY, repo_name)).splitlines()
+    if HISTORY_HEADING not in (line.strip() for line in lines):
+        lines += ["", HISTORY_HEADING]
+    start = next(i for i, line in enumerate(lines) if line.strip() == HISTORY_HEADING)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    before = [] if lines[end - 1].lstrip().startswith("- ") else [""]  # consecutive entries stay one list
+    after = [""] if end < len(lines) and lines[end].strip() else []
+    new = lines[:end] + before + entry.rstrip("\n").splitlines() + after + lines[end:]
+    path.write_text("\n".join(new).rstrip("\n") + "\n", encoding="utf-8")
+    return path
