@@ -103,7 +103,10 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
     # gamma: disabled, untouched.
     assert log_subjects(gamma_remote) == ["initial"]
     assert {c["repo"] for c in agent_calls(clone_env["agent_log"])} == {"alpha", "beta", "delta"}
-    assert log_subjects(delta_remote) == ["initial"]
+    # delta's agent crashed: nothing of the pass was pushed, only the incident record.
+    assert log_subjects(delta_remote) == ["clone: record agent-failure incident", "initial"]
+    assert "agent-failure: the command agent did not finish its pass" in show(delta_remote, "main", "INCIDENTS.md")
+    assert show(delta_remote, "main", "README.md") == "# delta\n"
 
     # The token never reaches the agent or any log.
     for call in agent_calls(clone_env["agent_log"]):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clone.errors import ConfigError
-from clone.fleet import load_fleet, merge_discovered
+from clone.fleet import RepoEntry, load_fleet, merge_discovered
 from tests.repos import git
 
 
@@ -45,7 +45,8 @@ repos:
     (entry,), problems = load_fleet(source)
     assert problems == []
     assert entry.to_dict() == {"path": str(repo), "name": "widget", "enabled": False, "branch": "develop",
-                               "remote": "upstream", "github": "acme/widget", "tasks_per_repo": 3}
+                               "remote": "upstream", "github": "acme/widget", "tasks_per_repo": 3,
+                               "steering": None, "verify": None}
 
 
 @pytest.mark.parametrize(("entry", "message"), [
@@ -150,3 +151,27 @@ def test_merge_refuses_to_overwrite_a_broken_file(tmp_path):
         merge_discovered(source, [checkout(tmp_path, "x")])
     assert source.read_text() == "repos: [\n  unclosed"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".repos.yaml")] == []
+
+
+def test_steering_and_verify(tmp_path):
+    repo = checkout(tmp_path, "w")
+    source = tmp_path / "repos.yaml"
+    source.write_text(f"repos:\n  - path: {repo}\n    steering: docs/steer.md\n    verify: ['make lint', 'pytest -q']\n"
+                      f"  - path: {checkout(tmp_path, 'x')}\n    verify: []\n")
+    (a, b), problems = load_fleet(source)
+    assert problems == []
+    assert a.steering == "docs/steer.md" and a.verify == ("make lint", "pytest -q") and b.verify == ()
+    assert RepoEntry.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize(("verify", "message"), [
+    ("make test", "field 'verify' must be list"),
+    (["make test && rm -rf /"], "field 'verify': "),
+    (["unclosed 'quote"], "field 'verify': "),
+])
+def test_bad_verify(tmp_path, verify, message):
+    repo = checkout(tmp_path, "w")
+    source = tmp_path / "repos.yaml"
+    source.write_text(json.dumps({"repos": [{"path": str(repo), "verify": verify}]}))
+    entries, problems = load_fleet(source)
+    assert entries == [] and message in problems[0] and "entry 1" in problems[0]

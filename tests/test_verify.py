@@ -296,30 +296,3 @@ def _result(name="test", exit_code=0, tail="", timed_out=False) -> CheckResult:
 def test_failure_evidence_fence_survives_backticks_in_output():
     evidence = verify.failure_evidence([_result(exit_code=1, tail="```\nnot the end\n```")])
     assert "````text\n```\nnot the end\n```\n````" in evidence
-
-
-def test_history_entry_and_record_in_project_memory(tmp_path):
-    when = dt.datetime(2025, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
-    entry = verify.history_entry([_result("lint"), _result(exit_code=2)], label="pass abc123", when=when)
-    assert entry == ("- 2025-03-04 05:06 UTC — pass abc123: 1/2 checks passed\n"
-                     "  - PASS lint `make lint` (1.3s)\n  - FAIL test `make test` (1.3s) exit 2\n")
-    assert verify.history_entry([], label="pass x", when=when) == (
-        "- 2025-03-04 05:06 UTC — pass x: no checks detected\n")
-
-    path = verify.record_history(tmp_path, "widget", entry)  # no PROJECT_MEMORY.md yet: from the template
-    verify.record_history(tmp_path, "widget", "- second entry\n")
-    text = path.read_text()
-    assert text.startswith("# Project memory — widget")
-    history = text.split("## Verification history\n", 1)[1]
-    assert history.endswith(entry + "- second entry\n")
-
-    (tmp_path / "PROJECT_MEMORY.md").write_text(
-        "# Memory\n\n## Verification history\n\n- old\n\n## Later section\n\nkept\n")
-    verify.record_history(tmp_path, "widget", "- new\n")
-    assert (tmp_path / "PROJECT_MEMORY.md").read_text() == (
-        "# Memory\n\n## Verification history\n\n- old\n- new\n\n## Later section\n\nkept\n")
-
-    (tmp_path / "PROJECT_MEMORY.md").write_text("# Memory\n\nno history yet\n")
-    verify.record_history(tmp_path, "widget", "- first\n")
-    assert (tmp_path / "PROJECT_MEMORY.md").read_text() == (
-        "# Memory\n\nno history yet\n\n## Verification history\n\n- first\n")

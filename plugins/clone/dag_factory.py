@@ -18,7 +18,7 @@ from clone.errors import CloneError, PushConflict
 from clone.fleet import RepoEntry, load_fleet, merge_discovered
 from clone.operators.autofix import CloneAutofixOperator
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
-from clone.passes import run_pass
+from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
 from clone.settings import AGENT_POOL, Settings, load_settings
 from clone.summary import render_table, repo_rows
@@ -66,7 +66,10 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
     entry = RepoEntry.from_dict(repo)
     label(context, entry.name)
     skip_if_paused(entry.name)
-    return run_pass(entry, load_settings(), context["run_id"])
+    try:
+        return run_pass(entry, load_settings(), context["run_id"])
+    except PassSkipped as e:
+        raise AirflowSkipException(str(e)) from e
 
 
 @task(task_id="push", map_index_template=REPO_LABEL)

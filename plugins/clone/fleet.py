@@ -10,6 +10,8 @@ Format (the bash version's JSON ``{"repos": [{"path": "..."}]}`` is valid YAML a
         remote: origin                # optional remote name
         github: owner/name            # optional; default parsed from the remote URL
         tasks_per_repo: 10            # optional per-repo override
+        steering: docs/steering.md    # optional steering prompt (absolute, or relative to the repo)
+        verify: ["make lint", "make test"]  # optional checks; default detected; [] = none
 
 One bad entry never stops the others: :func:`load_fleet` returns the good entries and a
 problem message per bad one, naming the file, the entry and the field.
@@ -31,7 +33,7 @@ from clone.errors import ConfigError
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 GITHUB_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
-KNOWN_KEYS = ("path", "name", "enabled", "branch", "remote", "github", "tasks_per_repo")
+KNOWN_KEYS = ("path", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering", "verify")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,13 +47,18 @@ class RepoEntry:
     remote: str = "origin"
     github: str | None = None
     tasks_per_repo: int | None = None
+    steering: str | None = None
+    verify: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RepoEntry:
-        return cls(**{key: data[key] for key in KNOWN_KEYS if key in data})
+        values = {key: data[key] for key in KNOWN_KEYS if key in data}
+        if values.get("verify") is not None:
+            values["verify"] = tuple(values["verify"])
+        return cls(**values)
 
 
 def is_safe_name(name: str) -> bool:
@@ -107,7 +114,20 @@ def _validate_entry(raw: Any, where: str) -> RepoEntry:
     tasks = field("tasks_per_repo", int)
     if tasks is not None and tasks < 1:
         raise ConfigError(f"{where}: field 'tasks_per_repo' must be at least 1, got {tasks}")
+    steering = field("steering", str)
+    if steering is not None and (not steering.strip() or "\0" in steering):
+        raise ConfigError(f"{where}: field 'steering' must be a file path, got {steering!r}")
+    verify = field("verify", list)
+    if verify is not None:
+        from clone.verify import checks_from_config  # local: verify is only needed when the key is set
+
+        try:
+            checks_from_config(list(verify))
+        except ConfigError as e:
+            raise ConfigError(f"{where}: field 'verify': {e}") from None
+        verify = tuple(verify)
     return RepoEntry(
+        steering=steering, verify=verify,
         path=str(path), name=name, enabled=field("enabled", bool, True), branch=branch,
         remote=remote, github=github, tasks_per_repo=tasks,
     )

@@ -157,13 +157,32 @@ class Git:
     def fetch(self, remote: str, *refspecs: str) -> None:
         self.run("fetch", "--quiet", "--prune", "--no-tags", remote, *refspecs, timeout=GIT_TIMEOUT_SECONDS * 2)
 
-    def commit_all(self, message: str) -> str | None:
-        """Stage everything and commit with the bot identity; ``None`` when nothing changed."""
+    def snapshot_tree(self) -> str:
+        """Stage everything in the work tree and return the index's tree id."""
         self.run("add", "--all")
+        return self.out("write-tree")
+
+    def reset_index(self, tree: str) -> None:
+        """Make the index exactly ``tree`` (the work tree is left alone)."""
+        self.run("read-tree", tree)
+
+    def stage(self, *paths: str) -> None:
+        """Stage these paths (those that exist in the work tree)."""
+        existing = [p for p in paths if (self.path / p).exists()]
+        if existing:
+            self.run("add", "--all", "--", *existing)
+
+    def commit_index(self, message: str) -> str | None:
+        """Commit what is staged with the bot identity; ``None`` when nothing is staged."""
         if not self.run("diff", "--cached", "--quiet", check=False).returncode:
             return None
         self.run("commit", "--quiet", "--no-verify", "-F", "-", stdin=message)
         return self.head()
+
+    def commit_all(self, message: str) -> str | None:
+        """Stage everything and commit with the bot identity; ``None`` when nothing changed."""
+        self.run("add", "--all")
+        return self.commit_index(message)
 
     def push(self, remote: str, branch: str, ref: str = "HEAD") -> None:
         """Push ``ref`` to ``remote``'s ``branch``. Never forced: a moved remote is an error."""

@@ -1,18 +1,40 @@
-"""One agent pass on one repo: workspace, memory docs, prompt, agent, commit."""
+"""One agent pass on one repo, with the orchestrator's rules enforced around the agent.
+
+prepare workspace -> stop conditions (run token budget, stall) -> memory docs -> prompt ->
+agent -> AGENTS.md core policy restored if touched -> local verification (one bounded fix
+chance) -> guards on the diff -> verification history and memory compaction -> one commit.
+Failures the orchestrator sees become INCIDENTS.md entries, pushed on their own so the
+record survives even when the pass's work does not.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
 
-from clone import memory, prompts
-from clone.agents import AgentRun, build_agent
+from clone import backlog, budget, compaction, core_policy, guards, memory, prompts, stall, verify
+from clone.agents import AgentResult, AgentRun, build_agent
+from clone.errors import AgentError, CloneError, ConfigError
 from clone.fleet import RepoEntry
+from clone.git_ops import Git
+from clone.push import record_incident
 from clone.settings import Settings
 from clone.workspace import Workspace, prepare
 
 log = logging.getLogger(__name__)
+
+#: Files the orchestrator itself writes after the agent ran (staged explicitly, never by ``add -A``).
+ORCHESTRATOR_FILES = (memory.AGENTS, memory.MEMORY, memory.INCIDENTS, compaction.ARCHIVE_DIR.rstrip("/"))
+
+
+class PassSkipped(CloneError):
+    """The pass did not start (stall, spent run budget); the message says why."""
+
+
+class PassBlocked(CloneError):
+    """The pass ran but its work must not be pushed (red checks, a guard); an incident was recorded."""
 
 
 def read_docs(workdir: Path) -> dict[str, str]:
@@ -21,7 +43,8 @@ def read_docs(workdir: Path) -> dict[str, str]:
 
 def commit_message(kind: str, repo: str, run_id: str, agent_summary: str, tokens: int | None) -> str:
     """The bot's commit message: a fixed subject, the agent's own summary as the body."""
-    subject = {"pass": "maintenance pass", "autofix": "fix CI failure", "bootstrap": "bootstrap project"}[kind]
+    subject = {"pass": "maintenance pass", "autofix": "fix CI failure", "bootstrap": "bootstrap project",
+               "docs": "add memory docs"}[kind]
     body = "\n".join(line.rstrip() for line in agent_summary.strip().splitlines()[:40])[:3000]
     trailer = f"Clone-Run: {run_id}\nClone-Pass: {kind}"
     if tokens:
@@ -29,35 +52,233 @@ def commit_message(kind: str, repo: str, run_id: str, agent_summary: str, tokens
     return f"clone: {subject} on {repo}\n\n" + (f"{body}\n\n" if body else "") + trailer + "\n"
 
 
+def steering_file(entry: RepoEntry, settings: Settings, workdir: Path) -> Path:
+    """The repo's own steering prompt (repos.yaml ``steering:``, relative to the repo) or PROMPTS_FILE."""
+    if not entry.steering:
+        return settings.prompts_file
+    path = Path(entry.steering).expanduser()
+    if not path.is_absolute():
+        path = (workdir / path).resolve()
+        if not path.is_relative_to(workdir.resolve()):
+            raise ConfigError(f"repos.yaml entry {entry.name}: field 'steering' {entry.steering!r} leaves the repo")
+    return path
+
+
+def checks_for(entry: RepoEntry, workdir: Path) -> list[verify.Check]:
+    return verify.checks_from_config(list(entry.verify)) if entry.verify is not None else verify.detect_checks(workdir)
+
+
+class Pass:
+    """State of one pass while it runs (see the module docstring for the order of steps)."""
+
+    def __init__(self, entry: RepoEntry, settings: Settings, run_id: str) -> None:
+        self.entry = entry
+        self.settings = settings
+        self.run_id = run_id
+        self.agent = build_agent(settings)
+        self.tokens = 0
+        self.incidents: list[str] = []
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _run_agent(self, workdir: Path, prompt: str, kind: str) -> AgentResult:
+        try:
+            result = self.agent.run(AgentRun(workdir=workdir, prompt=prompt, repo_name=self.entry.name,
+                                             pass_kind=kind))
+        except AgentError as e:
+            failed: AgentResult | None = getattr(e, "result", None)
+            self._spend(failed.total_tokens if failed else 0, kind)
+            raise
+        self._spend(result.total_tokens, kind)
+        return result
+
+    def _spend(self, tokens: int, kind: str) -> None:
+        self.tokens += tokens
+        budget.record(self.settings.workspace, self.run_id, self.entry.name, kind, tokens)
+
+    def _incident(self, incident: memory.Incident, *, commit: bool = False) -> None:
+        """Add an INCIDENTS.md entry in the workspace (unless it repeats the latest one)."""
+        path = self.workdir / memory.INCIDENTS
+        existing = memory.read_doc(self.workdir, memory.INCIDENTS)
+        if f"{incident.kind}: {incident.title}" in _last_incident_heading(existing):
+            log.warning("incident (repeat of the latest entry, not written again): %s: %s",
+                        incident.kind, incident.title)
+            return
+        log.warning("incident: %s: %s", incident.kind, incident.title)
+        self.incidents.append(f"{incident.kind}: {incident.title}")
+        if commit:
+            record_incident(self.git, self.ws.branch, self.entry.name, incident, self.run_id,
+                            "origin" if self.ws.has_remote else None)
+        else:
+            memory.append_incident(path.parent, self.entry.name, incident)
+
+    def _abandon(self, label: str, tree: str) -> str:
+        """Keep the pass's work under a ref, reset the workspace to the base, and return the ref."""
+        commit = self.git.out("commit-tree", tree, "-p", self.ws.base_sha, "-m", f"clone: {label} (not pushed)")
+        ref = f"refs/clone/{label}/{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+        self.git.run("update-ref", ref, commit)
+        self.git.run("reset", "--quiet", "--hard", self.ws.base_sha)
+        self.git.run("clean", "-ffd", "--quiet")
+        log.warning("pass: the work was not pushed; it is kept in %s at %s", self.workdir, ref)
+        return ref
+
+    # -- the pass --------------------------------------------------------------------------------
+    def stop_reason(self) -> str | None:
+        settings = self.settings
+        if settings.max_tokens_per_run:
+            spent = budget.spent(settings.workspace, self.run_id)
+            if spent >= settings.max_tokens_per_run:
+                return (f"the run's token budget is spent ({spent} >= CLONE_MAX_TOKENS_PER_RUN="
+                        f"{settings.max_tokens_per_run}); no new pass starts in this run")
+        return stall.stalled_reason(stall.load(settings.workspace, self.entry.name), self.ws.base_sha,
+                                    settings.stall_passes)
+
+    def run(self) -> dict[str, Any]:
+        entry, settings = self.entry, self.settings
+        self.ws: Workspace = prepare(entry, settings)
+        self.workdir = Path(self.ws.workdir)
+        self.git: Git = self.ws.git(settings)
+        reason = self.stop_reason()
+        if reason:
+            raise PassSkipped(f"{entry.name}: {reason}")
+
+        created = memory.ensure_docs(self.workdir, entry.name)
+        if created:
+            log.info("pass: created missing memory docs: %s", ", ".join(created))
+        docs_tree = self.git.snapshot_tree()
+        agents_before = core_policy.snapshot(self.workdir)
+        tasks = entry.tasks_per_repo or settings.tasks_per_repo
+        before = backlog.parse(memory.read_doc(self.workdir, memory.BACKLOG))
+        checks = checks_for(entry, self.workdir) if settings.verify_policy != "off" else []
+        texts = prompts.load_texts(settings.core_prompt_file, steering_file(entry, settings, self.workdir))
+        prompt = prompts.build_pass_prompt(
+            texts, repo_name=entry.name, tasks_per_repo=tasks, docs=read_docs(self.workdir),
+            include_agents_md=settings.agent != "codex",
+            top_items=[item.text for item in backlog.top_open(before, tasks)],
+            guards=prompts.guards_note(settings.protected_paths, settings.guard_policy, [c.command for c in checks]),
+        )
+        log.info("pass: backlog before: %(open)d open, %(done)d done", before.counts())
+        try:
+            result = self._run_agent(self.workdir, prompt, "pass")
+        except AgentError as e:
+            self._agent_failed(e, docs_tree)
+            raise
+
+        violation = core_policy.check_and_restore(self.workdir, agents_before)
+        if violation:
+            self._incident(core_policy.incident(violation, context=f"run {self.run_id}"))
+        agent_tree = self.git.snapshot_tree()
+        changed = agent_tree != docs_tree
+        stall.record_pass(settings.workspace, entry.name, self.ws.base_sha, changed)
+        after = backlog.parse(memory.read_doc(self.workdir, memory.BACKLOG))
+        log.info("pass: backlog after: %(open)d open, %(done)d done", after.counts())
+        outcome: dict[str, Any] = {
+            **self.ws.to_dict(), "changed": changed, "agent": result.to_dict(), "tokens": self.tokens,
+            "backlog_before": before.counts(), "backlog_after": after.counts(), "created_docs": created,
+            "checks": [], "verification": "skipped", "findings": [], "incidents": self.incidents,
+        }
+        if not changed:
+            log.info("pass: the agent changed nothing in %s", entry.name)
+            sha = self.git.commit_index(commit_message("docs", entry.name, self.run_id, "", None)) if created \
+                else None
+            return {**outcome, "changed": sha is not None, "head_sha": sha or self.ws.base_sha}
+
+        agent_tree, outcome["checks"], outcome["verification"] = self._verify(checks, agent_tree, result)
+        self.git.reset_index(agent_tree)  # what the checks left behind (build output, caches) is not committed
+        findings = guards.scan(self.git, self.ws.base_sha, agent_tree,
+                                    guards.GuardPolicy.from_settings(settings))
+        outcome["findings"] = [f.__dict__ for f in findings]
+        if findings:
+            log.warning("guards:\n%s", guards.render(findings))
+        if guards.blocking(findings):
+            ref = self._abandon("blocked", agent_tree)
+            self._incident(guards.incident(guards.blocking(findings), ref), commit=True)
+            raise PassBlocked(f"{entry.name}: the push is blocked by the guards:\n{guards.render(findings)}")
+
+        self._record_history(outcome["checks"], "committed")
+        self.git.stage(*ORCHESTRATOR_FILES)
+        sha = self.git.commit_index(commit_message("pass", entry.name, self.run_id, result.last_message,
+                                                   self.tokens or None))
+        files = self.git.changed_files(self.ws.base_sha, sha) if sha else []
+        log.info("pass: committed %s on %s (%d file(s): %s)", (sha or "nothing")[:12], self.ws.branch,
+                 len(files), ", ".join(files[:20]) + (" ..." if len(files) > 20 else ""))
+        return {**outcome, "head_sha": sha or self.ws.base_sha, "changed": sha is not None}
+
+    def _verify(self, checks: list[verify.Check], agent_tree: str,
+                result: AgentResult) -> tuple[str, list[dict[str, Any]], str]:
+        """Run the checks; on red give the agent one fix chance; block (or warn) if still red."""
+        policy = self.settings.verify_policy
+        if policy == "off":
+            return agent_tree, [], "off"
+        timeout = self.settings.verify_timeout_minutes * 60
+        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout)
+        if all(r.ok for r in results):
+            return agent_tree, [r.to_dict() for r in results], "passed"
+        if policy == "warn":
+            log.warning("verification is red; CLONE_VERIFY_POLICY=warn lets the push go ahead")
+            return agent_tree, [r.to_dict() for r in results], "failed (warn)"
+        log.warning("verification is red; giving the agent one chance to fix it")
+        self.git.reset_index(agent_tree)
+        fix_prompt = prompts.build_verify_fix_prompt(prompts.load_texts(self.settings.core_prompt_file,
+                                                                        self.settings.prompts_file),
+                                                     repo_name=self.entry.name,
+                                                     evidence=verify.failure_evidence(results))
+        try:
+            self._run_agent(self.workdir, fix_prompt, "autofix")
+        except AgentError:
+            log.warning("the fix attempt failed too")
+        agent_tree = self.git.snapshot_tree()
+        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout)
+        if all(r.ok for r in results):
+            return agent_tree, [r.to_dict() for r in results], "passed after fix"
+        ref = self._abandon("red", agent_tree)
+        self._record_history([r.to_dict() for r in results], f"blocked: checks red, work kept at {ref}")
+        self._incident(memory.Incident(
+            kind="verification-red",
+            title="the repository's checks failed after the agent's changes",
+            what_happened=f"Checks failed after the pass and after one fix attempt: {verify.summarize(results)}",
+            root_cause="The agent's change broke the repository's own checks; see the output tails in the "
+                       "task log.",
+            prevention="Run the repository's checks before finishing a pass; keep changes small enough to verify.",
+            context=f"run {self.run_id}; unpushed work at {ref} in the workspace",
+        ), commit=True)
+        raise PassBlocked(f"{self.entry.name}: verification is red, push blocked (CLONE_VERIFY_POLICY=block):\n"
+                          f"{verify.summarize(results)}")
+
+    def _record_history(self, checks: list[dict[str, Any]], outcome: str) -> None:
+        memory.append_verification_history(self.workdir, memory.VerificationEntry(
+            when=dt.datetime.now(dt.timezone.utc), run_id=self.run_id, sha=self.ws.base_sha, pass_kind="pass",
+            checks=[(c["name"], c["command"], c["exit_code"], c["duration"], c["ok"]) for c in checks],
+            outcome=outcome,
+        ), repo_name=self.entry.name)
+        result = compaction.compact_file(self.workdir, self.settings.project_memory_max_lines,
+                                         dt.datetime.now(dt.timezone.utc))
+        if result:
+            log.info("memory: PROJECT_MEMORY.md compacted from %d to %d lines; archived at %s",
+                     result.lines_before, result.lines_after, result.archive)
+
+    def _agent_failed(self, error: AgentError, docs_tree: str) -> None:
+        failed: AgentResult | None = getattr(error, "result", None)
+        tree = self.git.snapshot_tree()
+        ref = self._abandon("agent-failed", tree) if tree != docs_tree else None
+        kind = "agent-timeout" if failed and failed.timed_out else (
+            "token-budget" if failed and failed.over_budget else "agent-failure")
+        self._incident(memory.Incident(
+            kind=kind,
+            title=f"the {self.agent.name} agent did not finish its pass",
+            what_happened=str(error),
+            root_cause="The agent process failed, timed out or was stopped by the token budget; its output "
+                       "tail is in the task log.",
+            prevention="Check the agent's configuration (model, API key, CLONE_AGENT_TIMEOUT_MINUTES, "
+                       "CLONE_MAX_TOKENS_PER_PASS) and keep backlog items small.",
+            context=f"run {self.run_id}" + (f"; partial work kept at {ref}" if ref else ""),
+        ), commit=True)
+
+
+def _last_incident_heading(text: str) -> str:
+    headings = [line for line in text.splitlines() if line.startswith("## ") and "UTC —" in line]
+    return headings[-1] if headings else ""
+
+
 def run_pass(entry: RepoEntry, settings: Settings, run_id: str) -> dict[str, Any]:
-    """Prepare the workspace, run the agent, commit what it changed. Returns the pass result."""
-    ws: Workspace = prepare(entry, settings)
-    workdir = Path(ws.workdir)
-    created = memory.ensure_docs(workdir, entry.name)
-    if created:
-        log.info("pass: created missing memory docs: %s", ", ".join(created))
-    texts = prompts.load_texts(settings.core_prompt_file, settings.prompts_file)
-    prompt = prompts.build_pass_prompt(
-        texts,
-        repo_name=entry.name,
-        tasks_per_repo=entry.tasks_per_repo or settings.tasks_per_repo,
-        docs=read_docs(workdir),
-        include_agents_md=settings.agent != "codex",  # codex reads AGENTS.md by itself
-    )
-    agent = build_agent(settings)
-    result = agent.run(AgentRun(workdir=workdir, prompt=prompt, repo_name=entry.name, pass_kind="pass"))
-    git = ws.git(settings)
-    sha = git.commit_all(commit_message("pass", entry.name, run_id, result.last_message,
-                                        result.usage.get("total_tokens")))
-    if sha is None:
-        log.info("pass: the agent changed nothing in %s; push, CI wait and autofix are skipped", entry.name)
-    else:
-        files = git.changed_files(ws.base_sha, sha)
-        log.info("pass: committed %s on %s (%d file(s): %s)", sha[:12], ws.branch, len(files),
-                 ", ".join(files[:20]) + (" ..." if len(files) > 20 else ""))
-    return {
-        **ws.to_dict(),
-        "head_sha": sha or ws.base_sha,
-        "changed": sha is not None,
-        "agent": result.to_dict(),
-    }
+    """Run one pass; returns the pass result (see :class:`Pass`)."""
+    return Pass(entry, settings, run_id).run()

@@ -9,7 +9,6 @@ picks a command that installs dependencies, publishes or deploys.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import logging
 import os
@@ -23,14 +22,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from clone import memory, runner
+from clone import runner
 from clone.errors import CommandError, ConfigError
 from clone.redact import mask_secrets
 
 log = logging.getLogger("clone.verify")
 
 KINDS = ("lint", "test", "build")
-HISTORY_HEADING = "## Verification history"
 _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")  # GNU make's own lookup order
 _MAKE_TARGETS = {"lint": ("lint",), "test": ("test", "check"), "build": ("build",)}
 # A rule line: targets, then ':' or '::' that is not an assignment (':=', '::=').
@@ -270,29 +268,3 @@ def failure_evidence(results: list[CheckResult]) -> str:
         sections.append(f"### `{r.command}` ({r.name}, from {r.source}): {how}\n\n"
                         f"{fence}text\n{r.output_tail or '(no output)'}\n{fence}\n")
     return "\n".join(sections)
-
-
-def history_entry(results: list[CheckResult], *, label: str, when: dt.datetime | None = None) -> str:
-    """One dated PROJECT_MEMORY.md bullet, with a sub-bullet per check."""
-    when = when or dt.datetime.now(dt.timezone.utc)
-    head = f"- {when:%Y-%m-%d %H:%M} UTC — {label}: "
-    head += f"{sum(r.ok for r in results)}/{len(results)} checks passed" if results else "no checks detected"
-    return "\n".join([head, *(f"  - {line}" for line in summarize(results).splitlines() if results)]) + "\n"
-
-
-def record_history(workdir: Path, repo_name: str, entry: str) -> Path:
-    """Add ``entry`` at the end of PROJECT_MEMORY.md's verification history (section added if missing)."""
-    path = Path(workdir) / memory.MEMORY
-    lines = (path.read_text(encoding="utf-8") if path.exists()
-             else memory.render_template(memory.MEMORY, repo_name)).splitlines()
-    if HISTORY_HEADING not in (line.strip() for line in lines):
-        lines += ["", HISTORY_HEADING]
-    start = next(i for i, line in enumerate(lines) if line.strip() == HISTORY_HEADING)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    while end > start + 1 and not lines[end - 1].strip():
-        end -= 1
-    before = [] if lines[end - 1].lstrip().startswith("- ") else [""]  # consecutive entries stay one list
-    after = [""] if end < len(lines) and lines[end].strip() else []
-    new = lines[:end] + before + entry.rstrip("\n").splitlines() + after + lines[end:]
-    path.write_text("\n".join(new).rstrip("\n") + "\n", encoding="utf-8")
-    return path

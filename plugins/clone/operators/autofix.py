@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from clone import memory, prompts
+from clone import guards, memory, prompts
 from clone.agents import AgentRun, build_agent
 from clone.controls import skip_if_paused
 from clone.errors import CIFailed, CloneError
@@ -94,8 +94,16 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
             failure_report=report, docs=read_docs(ws.path), include_agents_md=settings.agent != "codex")
         agent_result = build_agent(settings).run(
             AgentRun(workdir=ws.path, prompt=prompt, repo_name=repo, pass_kind="autofix"))
-        fix = ws.commit_all(commit_message("autofix", repo, run_id, agent_result.last_message,
-                                           agent_result.usage.get("total_tokens")))
+        tree = ws.snapshot_tree()
+        findings = guards.scan(ws, sha, tree, guards.GuardPolicy.from_settings(settings))
+        if findings:
+            log.warning("guards on the fix:\n%s", guards.render(findings))
+        if guards.blocking(findings):
+            ws.run("reset", "--quiet", "--hard", sha)
+            self._give_up(settings, context, ci, attempts=attempt,
+                          why=f"the guards blocked the agent's fix: {guards.render(guards.blocking(findings))}")
+        fix = ws.commit_index(commit_message("autofix", repo, run_id, agent_result.last_message,
+                                             agent_result.usage.get("total_tokens")))
         if fix is None:
             self._give_up(settings, context, ci, attempts=attempt,
                           why=f"the agent changed nothing on autofix attempt {attempt}")
