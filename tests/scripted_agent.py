@@ -5,7 +5,9 @@ It reads a JSON plan from the file named by ``SCRIPTED_AGENT_PLAN`` (handed thro
 CLONE_AGENT_ENV_PASSTHROUGH): ``{"<repo>": {"pass": [actions], "autofix": [actions]}, "*": {...}}``.
 Actions: ``{"write": path, "text": str}``, ``{"append": path, "text": str}``,
 ``{"delete": path}``, ``{"print": str}``, ``{"sleep": seconds}``, ``{"exit": code}``,
-``{"spawn_sleeper": seconds}`` (a child process, to test process-group kills).
+``{"spawn_sleeper": seconds}`` (a child process, to test process-group kills),
+``{"replace": path, "old": str, "new": str}``, ``{"usage": {...}, "times": n, "sleep": s}``
+(prints codex-style ``turn.completed`` events carrying that usage, ``times`` times).
 Every call appends a record (cwd, pass kind, env, prompt) to ``SCRIPTED_AGENT_LOG`` if set.
 """
 
@@ -33,7 +35,11 @@ def main() -> int:
     plan = json.loads(Path(plan_file).read_text()) if plan_file else {}
     actions = (plan.get(repo) or plan.get("*") or {}).get(kind, [])
     for action in actions:
-        if "write" in action:
+        if "usage" in action:
+            for _ in range(int(action.get("times", 1))):
+                print(json.dumps({"type": "turn.completed", "usage": action["usage"]}), flush=True)
+                time.sleep(float(action.get("sleep", 0)))
+        elif "write" in action:
             Path(action["write"]).parent.mkdir(parents=True, exist_ok=True)
             Path(action["write"]).write_text(action["text"])
         elif "append" in action:
@@ -48,6 +54,9 @@ def main() -> int:
         elif "spawn_sleeper" in action:
             child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({action['spawn_sleeper']})"])
             print(f"child pid {child.pid}", flush=True)
+        elif "replace" in action:
+            target = Path(action["replace"])
+            target.write_text(target.read_text().replace(action["old"], action["new"]))
         elif "exit" in action:
             return int(action["exit"])
     print(f"scripted agent done: {repo} {kind}", flush=True)
