@@ -7,20 +7,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
+from pathlib import Path
 from typing import Any
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
+from clone import lease
 from clone.controls import skip_if_paused
 from clone.discover import discover
-from clone.errors import CloneError, PushConflict
+from clone.errors import CloneError, ConfigError, PushConflict
 from clone.fleet import RepoEntry, load_fleet, merge_discovered
+from clone.git_ops import Git
 from clone.operators.autofix import CloneAutofixOperator
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
+from clone.params import fleet_params, run_settings
 from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
-from clone.settings import AGENT_POOL, Settings, load_settings
+from clone.settings import AGENT_POOL, Settings
 from clone.summary import render_table, repo_rows
 from clone.workspace import identity
 
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_SCHEDULE = Settings.schedule
+#: dag_run.conf keys that carry a multi-cycle run's bookkeeping from one cycle to the next.
+CYCLE_KEY, DEADLINE_KEY = "_clone_cycle", "_clone_deadline"
 
 
 def schedule_from_env() -> str | None:
@@ -38,10 +46,29 @@ def schedule_from_env() -> str | None:
     return None if value.lower() in ("none", "null") else value
 
 
+def run_deadline(context: Any, settings: Settings) -> float | None:
+    """Epoch seconds after which no new pass starts (MAX_HOURS from the first cycle's start), or None."""
+    conf = context["dag_run"].conf or {}
+    if conf.get(DEADLINE_KEY):
+        return float(conf[DEADLINE_KEY])
+    if not settings.max_hours:
+        return None
+    started = context["dag_run"].start_date or dt.datetime.now(dt.timezone.utc)
+    return started.timestamp() + settings.max_hours * 3600
+
+
+def lease_ttl(settings: Settings) -> float:
+    """How long a chain may hold its repo before its lease counts as abandoned."""
+    ci = settings.ci_timeout_minutes * 60 * (settings.autofix_max_attempts + 1)
+    agents = settings.agent_timeout_minutes * 60 * (settings.autofix_max_attempts + 2)
+    return ci + agents + 3600
+
+
 @task(task_id="discover")
 def discover_repos() -> list[dict[str, Any]]:
     """Scan CLONE_CODE_ROOT, merge new checkouts into repos.yaml, return the enabled entries."""
-    settings = load_settings()
+    context = get_current_context()
+    settings = run_settings(context)
     found = discover(settings.code_root, settings.active_days)
     log.info("discover: %d checkout(s) under %s with a commit in the last %d day(s)",
              len(found), settings.code_root, settings.active_days)
@@ -51,11 +78,18 @@ def discover_repos() -> list[dict[str, Any]]:
     entries, problems = load_fleet(settings.repos_file)
     for problem in problems:
         log.error("repos.yaml: skipping a bad entry: %s", problem)
-    enabled = [e for e in entries if e.enabled]
     for entry in entries:
         if not entry.enabled:
             log.info("discover: %s is disabled (enabled: false); not touched", entry.name)
-    log.info("discover: %d enabled repo(s): %s", len(enabled), ", ".join(e.name for e in enabled) or "none")
+    enabled = [e for e in entries if e.enabled]
+    wanted = list(context["params"].get("repos") or [])
+    if wanted:
+        unknown = sorted(set(wanted) - {e.name for e in enabled})
+        if unknown:
+            raise ConfigError(f"params.repos: {', '.join(unknown)} not found among the enabled repos in "
+                              f"{settings.repos_file} (known: {', '.join(e.name for e in enabled) or 'none'})")
+        enabled = [e for e in enabled if e.name in wanted]
+    log.info("discover: %d repo(s) this run: %s", len(enabled), ", ".join(e.name for e in enabled) or "none")
     return [e.to_dict() for e in enabled]
 
 
@@ -66,8 +100,18 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
     entry = RepoEntry.from_dict(repo)
     label(context, entry.name)
     skip_if_paused(entry.name)
+    settings = run_settings(context)
+    deadline = run_deadline(context, settings)
+    if deadline is not None and time.time() > deadline:
+        raise AirflowSkipException(f"{entry.name}: the MAX_HOURS deadline "
+                                   f"({dt.datetime.fromtimestamp(deadline, dt.timezone.utc):%Y-%m-%d %H:%M} UTC) "
+                                   "has passed; no new pass starts")
+    holder = lease.acquire(settings.workspace, entry.name, context["run_id"], lease_ttl(settings))
+    if holder:
+        raise AirflowSkipException(f"{entry.name}: another pass is working on this repo ({holder}); skipped "
+                                   "so that two agents never share a repo")
     try:
-        return run_pass(entry, load_settings(), context["run_id"])
+        return run_pass(entry, settings, context["run_id"])
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
 
@@ -78,15 +122,15 @@ def push(pass_result: dict[str, Any]) -> dict[str, Any]:
     context = get_current_context()
     repo = pass_result["repo"]
     label(context, repo)
+    settings = run_settings(context)
     if not pass_result["changed"]:
         raise AirflowSkipException(f"{repo}: the pass made no change; nothing to push")
+    if settings.dry_run:
+        raise AirflowSkipException(f"{repo}: dry run; the commit {pass_result['head_sha'][:12]} stays in the "
+                                   f"workspace {pass_result['workdir']}")
     if not pass_result["has_remote"]:
         raise AirflowSkipException(f"{repo}: no remote; the commit stays in the workspace "
                                    f"{pass_result['workdir']} (push skipped)")
-    settings = load_settings()
-    from clone.git_ops import Git  # local: keep the DAG module's import graph small
-    from pathlib import Path
-
     ws = Git(Path(pass_result["workdir"]), identity(settings))
     try:
         sha = push_branch(ws, pass_result["branch"])
@@ -106,24 +150,47 @@ def repo_chain(repo: dict[str, Any]) -> None:
 
 
 @task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE)
-def summary(repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Log one row per repo with the state of each link of its chain, and which repos failed."""
+def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Log one row per repo with the state of each link of its chain, release the repos, report failures."""
     context = get_current_context()
     ti = context["ti"]
+    settings = run_settings(context)
+    released = lease.release_all(settings.workspace, ti.run_id)
+    if released:
+        log.info("released %d repo lease(s)", len(released))
     states = ti.get_task_states(dag_id=ti.dag_id, task_group_id="repo", run_ids=[ti.run_id])
     rows = repo_rows(repos or [], states.get(ti.run_id, {}))
     log.info("run summary:\n%s", render_table(rows))
     failed = [row["repo"] for row in rows if row["failed"]]
     if failed:
-        # The summary is the run's only leaf: failing it is what marks the whole run failed.
+        # The summary is the run's leaf: failing it is what marks the whole run failed.
         raise CloneError(f"{len(failed)} of {len(rows)} repo(s) failed: {', '.join(failed)} "
                          "(see each repo's task logs)")
     return rows
 
 
+@task.short_circuit(task_id="more_cycles", trigger_rule=TriggerRule.ALL_DONE, ignore_downstream_trigger_rules=True)
+def more_cycles() -> dict[str, Any] | None:
+    """The next cycle's conf when MAX_CYCLES (``cycles``) is not reached and MAX_HOURS has time left."""
+    context = get_current_context()
+    settings = run_settings(context)
+    conf = dict(context["dag_run"].conf or {})
+    cycle = int(conf.get(CYCLE_KEY, 1))
+    if cycle >= settings.max_cycles:
+        log.info("cycle %d of %d: this was the last one", cycle, settings.max_cycles)
+        return None
+    deadline = run_deadline(context, settings)
+    if deadline is not None and time.time() > deadline:
+        log.info("cycle %d of %d: the MAX_HOURS deadline has passed; no further cycle", cycle, settings.max_cycles)
+        return None
+    params = {key: value for key, value in (context["params"] or {}).items()}
+    log.info("cycle %d of %d done; triggering cycle %d", cycle, settings.max_cycles, cycle + 1)
+    return {**params, CYCLE_KEY: cycle + 1, DEADLINE_KEY: deadline}
+
+
 def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAULT_SCHEDULE,
                     doc_md: str | None = None) -> DAG:
-    """The fleet DAG: discover -> (per repo, mapped) agent pass -> push -> CI wait -> autofix."""
+    """The fleet DAG: discover -> (per repo, mapped) agent pass -> push -> CI wait -> autofix -> summary."""
 
     @dag(
         dag_id=dag_id,
@@ -133,10 +200,15 @@ def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAU
         max_active_runs=1,
         doc_md=doc_md,
         tags=["clone"],
+        params=fleet_params(),
         default_args={"retries": 0},
     )
     def clone_fleet() -> None:
         repos = discover_repos()
-        repo_chain.expand(repo=repos) >> summary(repos)
+        done = summary(repos)
+        repo_chain.expand(repo=repos) >> done
+        next_conf = more_cycles()
+        done >> next_conf
+        next_conf >> TriggerDagRunOperator(task_id="next_cycle", trigger_dag_id=dag_id, conf=next_conf)
 
     return clone_fleet()

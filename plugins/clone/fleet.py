@@ -225,3 +225,38 @@ def merge_discovered(path: Path, discovered: Iterable[Path]) -> list[str]:
         return added
 
     return yamlio.update_document(path, mutate, empty=lambda: CommentedMap(repos=CommentedSeq()))
+
+
+def enrol_repo(path: Path, checkout: Path, name: str, *, github: str | None = None,
+               branch: str | None = None, comment: str | None = None) -> bool:
+    """Add one checkout to repos.yaml as ``name`` unless an entry already has its path.
+
+    Runs under the file lock on a fresh read; every entry, key and comment already there is kept.
+    Returns True when the entry was added, False when the checkout was already enrolled. Raises
+    ConfigError when another checkout already uses ``name``.
+    """
+    real = str(Path(checkout).resolve())
+
+    def mutate(document: Any) -> bool:
+        entries = _entries_of(document, path)
+        if "repos" not in document or document["repos"] is None:
+            document["repos"] = CommentedSeq()
+        for index, raw in enumerate(entries):
+            if not isinstance(raw, Mapping) or not isinstance(raw.get("path"), str):
+                continue
+            if str(Path(raw["path"]).expanduser().resolve()) == real:
+                return False
+            if str(raw.get("name") or derive_name(Path(raw["path"]))) == name:
+                raise ConfigError(f"{describe(index, raw, path)}: field 'name' {name!r} is already taken by "
+                                  f"{raw['path']}; cannot enrol {checkout} under the same name")
+        item = CommentedMap(path=str(checkout), name=name)
+        if github:
+            item["github"] = github
+        if branch:
+            item["branch"] = branch
+        if comment:
+            item.yaml_add_eol_comment(comment, "path")
+        document["repos"].append(item)
+        return True
+
+    return yamlio.update_document(path, mutate, empty=lambda: CommentedMap(repos=CommentedSeq()))

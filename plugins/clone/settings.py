@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ AGENT_KINDS = ("codex", "claude", "command")
 VERIFY_POLICIES = ("block", "warn", "off")
 GUARD_POLICIES = ("block", "warn")
 CODEX_SANDBOXES = ("read-only", "workspace-write", "danger-full-access", "bypass")
+GIT_PROTOCOLS = ("https", "ssh")
+_GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -71,9 +74,14 @@ class Settings:
     guard_policy: str = "block"
     protected_paths: tuple[str, ...] = ()
 
+    dry_run: bool = False
+
     git_author_name: str = "Clone Bot"
     git_author_email: str = "clone-bot@users.noreply.github.com"
     github_conn_id: str = "github_default"
+    github_owner: str = ""
+    git_protocol: str = "https"
+    ideas_schedule: str | None = "@hourly"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (paths as strings), for logs and XCom."""
@@ -157,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     read = _Reader(env)
     home = _airflow_home(env)
     schedule = read.text("CLONE_SCHEDULE", Settings.schedule or "")
+    ideas_schedule = read.text("CLONE_IDEAS_SCHEDULE", Settings.ideas_schedule or "")
     settings = Settings(
         code_root=read.path("CLONE_CODE_ROOT", Path.home() / "code"),
         repos_file=read.path("CLONE_REPOS_FILE", PROJECT_ROOT / "repos.yaml"),
@@ -194,7 +203,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         git_author_name=read.text("CLONE_GIT_AUTHOR_NAME", "") or Settings.git_author_name,
         git_author_email=read.text("CLONE_GIT_AUTHOR_EMAIL", "") or Settings.git_author_email,
         github_conn_id=read.text("CLONE_GITHUB_CONN_ID", "") or Settings.github_conn_id,
+        github_owner=read.text("CLONE_GITHUB_OWNER", ""),
+        git_protocol=read.choice("CLONE_GIT_PROTOCOL", "https", GIT_PROTOCOLS),
+        ideas_schedule=None if ideas_schedule.lower() in ("", "none", "null") else ideas_schedule,
     )
+    if settings.github_owner and not _GITHUB_LOGIN.match(settings.github_owner):
+        raise ConfigError(f"CLONE_GITHUB_OWNER={settings.github_owner!r} is not a GitHub organisation name "
+                          "(letters, digits and '-', at most 39)")
     if settings.agent == "command" and not settings.agent_command:
         raise ConfigError("CLONE_AGENT=command needs CLONE_AGENT_COMMAND (the agent's command line)")
     return settings

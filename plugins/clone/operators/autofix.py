@@ -20,7 +20,8 @@ from clone.github.connection import endpoint_for
 from clone.operators.ci import REPO_LABEL, CIWatchMixin, label, log_ci_event
 from clone.passes import commit_message, read_docs
 from clone.push import push_branch, record_incident
-from clone.settings import Settings, load_settings
+from clone.params import run_settings
+from clone.settings import Settings
 from clone.workspace import identity
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         if ci["status"] in GREEN_OUTCOMES:
             raise AirflowSkipException(f"{result['repo']}: CI {ci['status']}; nothing to fix")
         skip_if_paused(result["repo"])
-        settings = load_settings()
+        settings = run_settings(context)
         if not settings.ci_autofix_enabled or settings.autofix_max_attempts < 1:
             self._give_up(settings, context, ci, attempts=0,
                           why="CI autofix is off (CI_AUTOFIX_ENABLED=0 or CLONE_AUTOFIX_MAX_ATTEMPTS=0)")
@@ -57,7 +58,7 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         attempt = int(event["echo"]["attempt"])
         label(context, result["repo"])
         log_ci_event(event)
-        settings = load_settings()
+        settings = run_settings(context)
         if event["status"] in GREEN_OUTCOMES:
             log.info("autofix: CI is %s after %d attempt(s) on %s", event["status"], attempt, result["repo"])
             return {**result, "ci": event, "autofix_attempts": attempt}

@@ -14,7 +14,8 @@ from clone.errors import CloneError
 from clone.github.api import GitHubApi
 from clone.github.ci import CIWatch, poll
 from clone.github.connection import endpoint_for
-from clone.settings import Settings, load_settings
+from clone.params import run_settings
+from clone.settings import Settings
 from clone.triggers.ci import GitHubCITrigger
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class GitHubCIWaitOperator(CIWatchMixin, BaseOperator):
         if not result.get("github"):
             raise AirflowSkipException(f"{result['repo']}: no GitHub mapping (set 'github: owner/name' in "
                                        "repos.yaml, or use a github.com remote); CI wait skipped")
-        settings = load_settings()
+        settings = run_settings(context)
         event = self.watch_ci(settings, result["github"], result["pushed_sha"], method_name="execute_complete")
         return self.execute_complete(context, event)
 
