@@ -29,7 +29,7 @@ def test_fleet_dag_shape():
     edges = {(up, t.task_id) for t in dag.tasks for up in t.upstream_task_ids}
     assert edges == {("discover", "repo.agent_pass"), ("repo.agent_pass", "repo.push"),
                      ("repo.push", "repo.ci_wait"), ("repo.ci_wait", "repo.autofix"),
-                     ("discover", "summary"), ("repo.autofix", "summary"), ("summary", "more_cycles"),
+                     ("discover", "summary"), ("repo.autofix", "summary"), ("repo.autofix", "more_cycles"),
                      ("more_cycles", "next_cycle")}
     assert tasks["summary"].trigger_rule == "all_done"
     assert tasks["repo.agent_pass"].pool == AGENT_POOL and tasks["repo.autofix"].pool == AGENT_POOL

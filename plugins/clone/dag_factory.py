@@ -155,6 +155,8 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     context = get_current_context()
     ti = context["ti"]
     settings = run_settings(context)
+    if repos is None:
+        raise CloneError("discover did not produce the fleet (it failed); see the discover task's log")
     released = lease.release_all(settings.workspace, ti.run_id)
     if released:
         log.info("released %d repo lease(s)", len(released))
@@ -205,10 +207,11 @@ def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAU
     )
     def clone_fleet() -> None:
         repos = discover_repos()
-        done = summary(repos)
-        repo_chain.expand(repo=repos) >> done
+        chains = repo_chain.expand(repo=repos)
+        # summary stays a leaf: its failure (a repo failed) is what fails the run.
+        chains >> summary(repos)
         next_conf = more_cycles()
-        done >> next_conf
+        chains >> next_conf
         next_conf >> TriggerDagRunOperator(task_id="next_cycle", trigger_dag_id=dag_id, conf=next_conf)
 
     return clone_fleet()
