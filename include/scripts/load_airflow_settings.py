@@ -1,0 +1,361 @@
+#!/usr/bin/env python
+"""Load connections, pools and variables from ``airflow_settings.yaml`` into Airflow's DB.
+
+The file uses the Astro CLI format::
+
+    airflow:
+      connections:  # conn_id, conn_type, conn_host, conn_schema, conn_login, conn_password,
+                    # conn_port, conn_extra (mapping or JSON string), or conn_uri instead
+      pools:        # pool_name, pool_slot, pool_description
+      variables:    # variable_name, variable_value
+
+String values may reference the environment as ``${VAR}`` (VAR must be set) or
+``${VAR:-default}`` (default when unset or empty); ``$$`` is a literal ``$``. The whole file
+is validated before anything is written: unknown keys, missing names, duplicates and bad
+types fail naming the entry and field. Loading is an upsert through Airflow's own models
+(re-running updates, never duplicates), so ``airflow db migrate`` must have run. Passwords
+are never printed.
+
+Usage, with ``include/scripts/airflow_env.sh`` sourced::
+
+    python include/scripts/load_airflow_settings.py [FILE] [--pool-slots NAME=N] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "airflow_settings.yaml"
+
+_NAME_KEY = {"connections": "conn_id", "pools": "pool_name", "variables": "variable_name"}
+_ALLOWED_KEYS = {
+    "connections": {"conn_id", "conn_type", "conn_host", "conn_schema", "conn_login", "conn_password",
+                    "conn_port", "conn_extra", "conn_uri"},
+    "pools": {"pool_name", "pool_slot", "pool_description"},
+    "variables": {"variable_name", "variable_value"},
+}
+_CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")  # what Airflow's sanitize_conn_id accepts
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}|\$\{")
+
+
+class LoadError(Exception):
+    """Loading failed; the message says what went wrong and what to do."""
+
+
+class SettingsError(LoadError):
+    """The settings file is invalid; the message names the file, entry and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionSpec:
+    """One connection to upsert; ``repr`` leaves out the secret-bearing fields."""
+
+    conn_id: str
+    conn_type: str | None = None
+    host: str | None = None
+    schema: str | None = None
+    login: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    port: int | None = None
+    extra: str | None = dataclasses.field(default=None, repr=False)
+    uri: str | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSpec:
+    """One pool to upsert."""
+
+    name: str
+    slots: int
+    description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything one settings file asks for, validated and expanded."""
+
+    connections: tuple[ConnectionSpec, ...] = ()
+    pools: tuple[PoolSpec, ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()
+
+
+def expand_env(value: Any, environ: Mapping[str, str], where: str) -> Any:
+    """Expand ``${VAR}``/``${VAR:-default}``/``$$`` in every string inside ``value``."""
+    if isinstance(value, dict):
+        return {key: expand_env(item, environ, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [expand_env(item, environ, f"{where}[{i}]") for i, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, has_default, default = match.groups()
+        if name is None:
+            raise SettingsError(f"{where}: malformed '${{' (write ${{VAR}}, ${{VAR:-default}} or $$)")
+        found = environ.get(name)
+        if has_default is not None and not found:
+            return default
+        if found is None:
+            raise SettingsError(f"{where}: environment variable {name} is not set (or write ${{{name}:-}})")
+        return found
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def _text(entry: dict, key: str, where: str) -> str | None:
+    value = entry.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SettingsError(f"{where}: {key} must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _integer(entry: dict, key: str, where: str, *, minimum: int) -> int | None:
+    value = entry.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _extra(entry: dict, where: str) -> str | None:
+    extra = entry.get("conn_extra")
+    if extra is None or extra == "" or extra == {}:
+        return None
+    if isinstance(extra, dict):
+        return json.dumps(extra)
+    try:
+        if isinstance(extra, str) and isinstance(json.loads(extra), dict):
+            return extra
+    except ValueError:
+        pass
+    raise SettingsError(f"{where}: conn_extra must be a mapping or a JSON object string")
+
+
+def _connection(entry: dict, where: str) -> ConnectionSpec:
+    conn_id = str(entry["conn_id"])
+    if not _CONN_ID.fullmatch(conn_id):
+        raise SettingsError(f"{where}: conn_id may only hold letters, digits, _ and #!()-.:/\\ (at most 250)")
+    spec = ConnectionSpec(
+        conn_id=conn_id,
+        conn_type=_text(entry, "conn_type", where),
+        host=_text(entry, "conn_host", where),
+        schema=_text(entry, "conn_schema", where),
+        login=_text(entry, "conn_login", where),
+        password=_text(entry, "conn_password", where),
+        port=_integer(entry, "conn_port", where, minimum=0),
+        extra=_extra(entry, where),
+        uri=_text(entry, "conn_uri", where),
+    )
+    fields = (spec.conn_type, spec.host, spec.schema, spec.login, spec.password, spec.port, spec.extra)
+    if spec.uri and any(field is not None for field in fields):
+        raise SettingsError(f"{where}: give either conn_uri or the separate conn_* fields, not both")
+    if not spec.uri and not spec.conn_type:
+        raise SettingsError(f"{where}: conn_type is required (or give conn_uri)")
+    return spec
+
+
+def _pool(entry: dict, where: str) -> PoolSpec:
+    slots = _integer(entry, "pool_slot", where, minimum=-1)
+    if slots is None:
+        raise SettingsError(f"{where}: missing pool_slot (-1 means unlimited)")
+    return PoolSpec(str(entry["pool_name"]), slots, _text(entry, "pool_description", where) or "")
+
+
+def _variable(entry: dict, where: str) -> tuple[str, str]:
+    value = entry.get("variable_value")
+    if value is None:
+        raise SettingsError(f'{where}: missing variable_value (write "" for an empty value)')
+    if isinstance(value, (bool, dict, list)):  # JSON spelling, so an unquoted `false` reads back "false"
+        value = json.dumps(value)
+    return str(entry["variable_name"]), str(value)
+
+
+_BUILDERS = {"connections": _connection, "pools": _pool, "variables": _variable}
+
+
+def _entries(airflow: dict, section: str, source: str, environ: Mapping[str, str]) -> list[Any]:
+    entries = airflow.get(section) or []
+    if not isinstance(entries, list):
+        raise SettingsError(f"{source}: airflow.{section} must be a list")
+    name_key, allowed, built, seen = _NAME_KEY[section], _ALLOWED_KEYS[section], [], set()
+    for index, raw in enumerate(entries):
+        where = f"{source}: airflow.{section}[{index}]"
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{where}: each entry must be a mapping")
+        if raw.get(name_key) not in (None, ""):
+            where += f" ({name_key} {raw[name_key]!r})"
+        for key in raw:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                raise SettingsError(f"{where}: unknown key {key!r}"
+                                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                    + f"; allowed keys: {', '.join(sorted(allowed))}")
+        entry = expand_env(raw, environ, where)
+        name = entry.get(name_key)
+        if name is None or name == "" or not isinstance(name, (str, int)):
+            raise SettingsError(f"{where}: missing {name_key}")
+        if str(name) in seen:
+            raise SettingsError(f"{where}: duplicate {name_key} {name!r}")
+        seen.add(str(name))
+        built.append(_BUILDERS[section](entry, where))
+    return built
+
+
+def parse_settings(document: Any, environ: Mapping[str, str], source: str) -> Settings:
+    """Validate a loaded YAML document, expanding environment references in its strings."""
+    if document is None:
+        return Settings()
+    if not isinstance(document, dict) or set(document) != {"airflow"}:
+        raise SettingsError(f"{source}: expected a single top-level key 'airflow'")
+    airflow = document["airflow"] or {}
+    if not isinstance(airflow, dict):
+        raise SettingsError(f"{source}: 'airflow' must be a mapping")
+    unknown = sorted(str(key) for key in set(airflow) - set(_NAME_KEY))
+    if unknown:
+        raise SettingsError(f"{source}: unknown section {', '.join(unknown)} under 'airflow' "
+                            f"(allowed: {', '.join(_NAME_KEY)})")
+    return Settings(*(tuple(_entries(airflow, section, source, environ)) for section in _NAME_KEY))
+
+
+def read_settings(path: Path, environ: Mapping[str, str]) -> Settings:
+    """Read and validate one settings file."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SettingsError(f"{path}: cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{path}: invalid YAML: {e}") from e
+    return parse_settings(document, environ, str(path))
+
+
+def override_pool_slots(settings: Settings, overrides: Mapping[str, int]) -> Settings:
+    """Return ``settings`` with the named pools' slots replaced; descriptions are kept."""
+    missing = sorted(set(overrides) - {pool.name for pool in settings.pools})
+    if missing:
+        raise SettingsError(f"--pool-slots: no pool named {', '.join(missing)} in the settings file")
+    pools = tuple(dataclasses.replace(pool, slots=overrides.get(pool.name, pool.slots))
+                  for pool in settings.pools)
+    return dataclasses.replace(settings, pools=pools)
+
+
+def apply_settings(settings: Settings) -> list[str]:
+    """Upsert everything into Airflow's metadata DB in one transaction; return report lines."""
+    # Imported here: importing Airflow takes about a second, and --check must work without a DB.
+    from airflow.utils.session import create_session
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with create_session() as session:
+            return ([_upsert_connection(session, spec) for spec in settings.connections]
+                    + [_upsert_pool(session, pool) for pool in settings.pools]
+                    + [_upsert_variable(session, key, value) for key, value in settings.variables])
+    except OperationalError as e:
+        home = os.environ.get("AIRFLOW_HOME", "~/airflow")
+        raise LoadError(f"cannot write to Airflow's metadata DB; did `airflow db migrate` run for "
+                        f"AIRFLOW_HOME={home}? ({e.orig})") from e
+
+
+def _upsert_connection(session: Any, spec: ConnectionSpec) -> str:
+    from airflow.models import Connection
+
+    if spec.uri:
+        wanted = Connection(conn_id=spec.conn_id, uri=spec.uri)
+    else:
+        wanted = Connection(conn_id=spec.conn_id, conn_type=spec.conn_type, host=spec.host,
+                            schema=spec.schema, login=spec.login, password=spec.password, port=spec.port,
+                            extra=spec.extra)
+    fields = ("conn_type", "host", "schema", "login", "password", "port", "extra")
+    current = session.scalar(select(Connection).filter_by(conn_id=spec.conn_id))
+    if current is None:
+        session.add(wanted)
+        action = "created"
+    elif all(getattr(current, field) == getattr(wanted, field) for field in fields):
+        action = "unchanged"
+    else:
+        for field in fields:  # the password and extra setters encrypt with the Fernet key
+            setattr(current, field, getattr(wanted, field))
+        if wanted.password is None:  # Airflow's password setter ignores empty values: clear it here
+            current._password, current.is_encrypted = None, False
+        action = "updated"
+    password = "set" if wanted.password else "empty"
+    return f"connection {spec.conn_id}: {action} (type {wanted.conn_type}, password {password})"
+
+
+def _upsert_pool(session: Any, pool: PoolSpec) -> str:
+    from airflow.models import Pool
+
+    current = session.scalar(select(Pool).filter_by(pool=pool.name))
+    if current is None:
+        action = "created"
+    elif (current.slots, current.description) == (pool.slots, pool.description):
+        action = "unchanged"
+    else:
+        action = "updated"
+    include_deferred = current.include_deferred if current is not None else False  # not the file's to change
+    Pool.create_or_update_pool(pool.name, pool.slots, pool.description, include_deferred, session=session)
+    return f"pool {pool.name}: {action} ({pool.slots} slots)"
+
+
+def _upsert_variable(session: Any, key: str, value: str) -> str:
+    from airflow.models import Variable
+
+    current = session.scalar(select(Variable).filter_by(key=key))
+    if current is None:
+        action = "created"
+    else:
+        action = "unchanged" if current.val == value else "updated"
+    Variable.set(key, value, session=session)
+    return f"variable {key}: {action}"
+
+
+def _pool_slots_arg(text: str) -> tuple[str, int]:
+    name, _, slots = text.partition("=")
+    if not name or not re.fullmatch(r"[1-9]\d*", slots):
+        raise argparse.ArgumentTypeError(f"expected NAME=N with a whole number N >= 1, got {text!r}")
+    return name, int(slots)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (2 on an invalid file)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE, help="default: %(default)s")
+    parser.add_argument("--pool-slots", type=_pool_slots_arg, action="append", default=[], metavar="NAME=N",
+                        help="override a pool's slots (make up passes clone_agent=$PARALLEL_REPOS)")
+    parser.add_argument("--check", action="store_true", help="only validate the file; do not touch Airflow")
+    args = parser.parse_args(argv)
+    try:
+        settings = override_pool_slots(read_settings(args.file, os.environ), dict(args.pool_slots))
+        if args.check:
+            print(f"{args.file}: OK ({len(settings.connections)} connections, {len(settings.pools)} pools, "
+                  f"{len(settings.variables)} variables)")
+            return 0
+        report = apply_settings(settings)
+    except LoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in report:
+        print(f"airflow_settings: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
