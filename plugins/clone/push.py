@@ -45,13 +45,19 @@ def record_incident(ws: Git, branch: str, repo_name: str, incident: memory.Incid
                     remote: str | None = "origin") -> None:
     """Commit an INCIDENTS.md entry in the workspace and push it (best effort) when there is a remote."""
     memory.append_incident(Path(ws.path), repo_name, incident)
-    ws.commit_all(f"clone: record {incident.kind} incident\n\n{incident.title}\n\nClone-Run: {run_id}\n")
-    if remote is None:
+    commit_and_push(ws, branch, f"clone: record {incident.kind} incident\n\n{incident.title}\n\nClone-Run: {run_id}\n",
+                    (memory.INCIDENTS,), remote)
+
+
+def commit_and_push(ws: Git, branch: str, message: str, paths: tuple[str, ...], remote: str | None = "origin") -> None:
+    """Commit ``paths`` (the orchestrator's own record) and push it, best effort: a failure is logged."""
+    ws.stage(*paths)
+    if ws.commit_index(message) is None or remote is None:
         return
     try:
         push_branch(ws, branch, remote, attempts=2)
     except GitError as e:
-        log.warning("could not push the incident entry: %s", e)
+        log.warning("could not push %r: %s", message.splitlines()[0], e)
 
 
 def record_push_conflict(ws: Git, branch: str, repo_name: str, conflict: PushConflict, run_id: str,

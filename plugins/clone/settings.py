@@ -65,6 +65,7 @@ class Settings:
     ci_start_grace_seconds: float = 300
     ci_log_max_lines: int = 200
     autofix_max_attempts: int = 2
+    ci_rerun_failed: bool = True
 
     max_tokens_per_pass: int = 0
     max_tokens_per_run: int = 0
@@ -193,6 +194,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ci_start_grace_seconds=read.number("CLONE_CI_START_GRACE_SECONDS", 300),
         ci_log_max_lines=read.integer("CLONE_CI_LOG_MAX_LINES", 200, minimum=1),
         autofix_max_attempts=read.integer("CLONE_AUTOFIX_MAX_ATTEMPTS", 2),
+        ci_rerun_failed=read.flag("CLONE_CI_RERUN_FAILED", True),
         max_tokens_per_pass=read.integer("CLONE_MAX_TOKENS_PER_PASS", 0),
         max_tokens_per_run=read.integer("CLONE_MAX_TOKENS_PER_RUN", 0),
         stall_passes=read.integer("CLONE_STALL_PASSES", 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from clone.github.ci import failure_report
 from clone.github.connection import endpoint_for
 from clone.operators.ci import REPO_LABEL, CIWatchMixin, label, log_ci_event
 from clone.passes import commit_message, read_docs
-from clone.push import push_branch, record_incident
+from clone.push import commit_and_push, push_branch, record_incident
 from clone.params import run_settings
 from clone.settings import Settings
 from clone.workspace import identity
@@ -46,12 +47,50 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         ci = result["ci"]
         if ci["status"] in GREEN_OUTCOMES:
             raise AirflowSkipException(f"{result['repo']}: CI {ci['status']}; nothing to fix")
+        if ci["sha"] != result.get("pushed_sha"):
+            raise CloneError(f"{result['repo']}: CI failed for {ci['sha'][:12]}, which this run did not push; "
+                             "autofix only fixes commits it pushed")
         skip_if_paused(result["repo"])
         settings = run_settings(context)
+        if settings.ci_rerun_failed and self._rerun_failed_jobs(settings, ci):
+            event = self.watch_ci(settings, result["github"], ci["sha"], method_name="ci_done",
+                                  echo={"attempt": 0, "rerun": True})
+            return self.ci_done(context, event)
+        return self._first_attempt(settings, context, ci)
+
+    def _first_attempt(self, settings: Settings, context: Any, ci: dict[str, Any]) -> dict[str, Any]:
         if not settings.ci_autofix_enabled or settings.autofix_max_attempts < 1:
             self._give_up(settings, context, ci, attempts=0,
                           why="CI autofix is off (CI_AUTOFIX_ENABLED=0 or CLONE_AUTOFIX_MAX_ATTEMPTS=0)")
         return self._attempt(settings, context, ci, attempt=1)
+
+    def _rerun_failed_jobs(self, settings: Settings, ci: dict[str, Any]) -> bool:
+        """Ask GitHub to re-run the failed jobs once (CLONE_CI_RERUN_FAILED); True if any re-run started."""
+        started = False
+        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+            for run in ci.get("runs") or []:
+                if run.get("conclusion") in ("success", "neutral", "skipped"):
+                    continue
+                answer = api.request("POST", f"/repos/{self.ci_result['github']}/actions/runs/{run['id']}"
+                                             "/rerun-failed-jobs")
+                if answer.ok:
+                    log.info("CI: re-running the failed jobs of run %s once to tell flaky from broken", run["id"])
+                    started = True
+                else:
+                    log.warning("CI: could not re-run run %s (%s); going straight to autofix", run["id"],
+                                answer.status)
+        return started
+
+    def _record_flaky(self, settings: Settings, context: Any, event: dict[str, Any]) -> None:
+        result = self.ci_result
+        ws = self._workspace(settings, event["sha"])
+        urls = ", ".join(str(run.get("html_url")) for run in event.get("runs") or [])
+        memory.append_verification_history(ws.path, memory.VerificationEntry(
+            when=dt.datetime.now(dt.timezone.utc), run_id=context["run_id"], sha=event["sha"], pass_kind="ci",
+            checks=[], outcome=f"CI flaky: failed, then green when the failed jobs were re-run ({urls})",
+        ), repo_name=result["repo"])
+        commit_and_push(ws, result["branch"], f"clone: record flaky CI run\n\nClone-Run: {context['run_id']}\n",
+                        (memory.MEMORY,))
 
     def ci_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         result = self.ci_result
@@ -59,6 +98,14 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         label(context, result["repo"])
         log_ci_event(event)
         settings = run_settings(context)
+        if event["echo"].get("rerun"):
+            if event["status"] in GREEN_OUTCOMES:
+                log.warning("CI: green on re-run: the failure was flaky; recorded in PROJECT_MEMORY.md, no autofix")
+                self._record_flaky(settings, context, event)
+                return {**result, "ci": event, "autofix_attempts": 0, "flaky": True}
+            if event["status"] in ("timeout", "error"):
+                raise CloneError(f"{result['repo']}: {event['message']}")
+            return self._first_attempt(settings, context, event)
         if event["status"] in GREEN_OUTCOMES:
             log.info("autofix: CI is %s after %d attempt(s) on %s", event["status"], attempt, result["repo"])
             return {**result, "ci": event, "autofix_attempts": attempt}
