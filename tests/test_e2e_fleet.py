@@ -137,3 +137,29 @@ def test_kill_switch_stops_every_pass(tmp_path, clone_env):
     assert agent_calls(clone_env["agent_log"]) == []
     assert log_subjects(alpha_remote) == ["initial"]
     assert "| alpha | skipped | skipped | skipped | skipped | ok |" in output
+
+
+def test_flaky_ci_is_rerun_and_recorded_not_autofixed(tmp_path, clone_env):
+    app, remote = make_remote_and_checkout(tmp_path, "app")
+    clone_env["repos_file"].write_text(f"repos:\n  - path: {app}\n    github: acme/app\n")
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "a.txt", "text": "a\n"}],
+                                         "autofix": [{"write": "never.txt", "text": "x\n"}]}})
+    env = migrate(tmp_path / "airflow")
+
+    def flaky(sha: str, attempt: int) -> CIOutcome:
+        return CIOutcome.failed(log="connection reset by peer") if attempt == 1 else CIOutcome()
+
+    with FakeGitHub(token=TOKEN) as gh:
+        gh.add_repo("acme/app", bare_path=remote, ci=flaky)
+        env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
+        env.update({"AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url,
+                                                               "password": TOKEN}),
+                    "CLONE_CI_POLL_SECONDS": "0.2"})
+        result = airflow(env, "dags", "test", "clone_fleet", timeout=600)
+        assert gh.count("POST", r"/rerun-failed-jobs$") == 1
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert [c["kind"] for c in agent_calls(clone_env["agent_log"])] == ["pass"]  # no autofix
+    assert log_subjects(remote)[:2] == ["clone: record flaky CI run", "clone: maintenance pass on app"]
+    assert "CI flaky: failed, then green when the failed jobs were re-run" in show(remote, "main",
+                                                                                   "PROJECT_MEMORY.md")
