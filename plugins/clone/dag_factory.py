@@ -27,6 +27,7 @@ from clone.params import fleet_params, run_settings
 from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
 from clone.settings import AGENT_POOL, Settings
+from clone.run_note import set_run_note
 from clone.summary import render_table, repo_rows
 from clone.workspace import identity
 
@@ -149,6 +150,18 @@ def repo_chain(repo: dict[str, Any]) -> None:
     CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
 
 
+def last_results(ti: Any, count: int) -> list[dict[str, Any] | None]:
+    """Per repo, the result of the last task of its chain that returned one (each adds to the previous)."""
+    results: list[dict[str, Any] | None] = [None] * count
+    for step in ("autofix", "ci_wait", "push", "agent_pass"):
+        missing = [i for i, r in enumerate(results) if r is None]
+        if not missing:
+            break
+        for index, value in zip(missing, ti.xcom_pull(task_ids=f"repo.{step}", map_indexes=missing)):
+            results[index] = value
+    return results
+
+
 @task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE)
 def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Log one row per repo with the state of each link of its chain, release the repos, report failures."""
@@ -161,8 +174,14 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     if released:
         log.info("released %d repo lease(s)", len(released))
     states = ti.get_task_states(dag_id=ti.dag_id, task_group_id="repo", run_ids=[ti.run_id])
-    rows = repo_rows(repos or [], states.get(ti.run_id, {}))
-    log.info("run summary:\n%s", render_table(rows))
+    rows = repo_rows(repos, states.get(ti.run_id, {}), last_results(ti, len(repos)))
+    table = render_table(rows)
+    log.info("run summary:\n%s", table)
+    why_not = set_run_note(ti.dag_id, ti.run_id, table)
+    if why_not:
+        log.warning("the summary was not set as the DAG run's note: %s", why_not)
+    else:
+        log.info("the summary is the DAG run's note")
     failed = [row["repo"] for row in rows if row["failed"]]
     if failed:
         # The summary is the run's leaf: failing it is what marks the whole run failed.

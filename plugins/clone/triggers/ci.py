@@ -37,6 +37,8 @@ class GitHubCITrigger(BaseTrigger):
             yield TriggerEvent(event(watch, "error", f"cannot read connection {self.conn_id!r}: {e}"))
             return
         api = GitHubApi(endpoint)
+        # The worker checked just before deferring: the first poll here waits one interval too.
+        await asyncio.sleep(max(0.0, min(watch.poll_seconds, watch.deadline - time.time())))
         try:
             while True:
                 result = await asyncio.to_thread(poll, api, watch)
