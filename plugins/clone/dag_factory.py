@@ -22,7 +22,11 @@ from clone.errors import CloneError, ConfigError, PushConflict
 from clone.fleet import RepoEntry, load_fleet, merge_discovered
 from clone.git_ops import Git
 from clone.operators.autofix import CloneAutofixOperator
+from clone.github import pulls
+from clone.github.api import GitHubApi
+from clone.github.connection import endpoint_for
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
+from clone.operators.land import CloneLandOperator, work_branch
 from clone.params import fleet_params, run_settings
 from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
@@ -133,27 +137,41 @@ def push(pass_result: dict[str, Any]) -> dict[str, Any]:
         raise AirflowSkipException(f"{repo}: no remote; the commit stays in the workspace "
                                    f"{pass_result['workdir']} (push skipped)")
     ws = Git(Path(pass_result["workdir"]), identity(settings))
+    mode = pass_result.get("push_mode", "direct")
+    target = pass_result["branch"] if mode == "direct" else work_branch(repo, context["run_id"])
+    if mode == "pr" and not pass_result.get("github"):
+        raise ConfigError(f"{repo}: push_mode pr needs a GitHub repo ('github: owner/name' in repos.yaml)")
     try:
-        sha = push_branch(ws, pass_result["branch"])
+        sha = push_branch(ws, target)
     except PushConflict as e:
         ref = record_push_conflict(ws, pass_result["branch"], repo, e, context["run_id"])
         raise PushConflict(f"{repo}: {e}; the work is kept at {ref} in {ws.path} and an incident was "
                            "recorded in INCIDENTS.md") from e
-    return {**pass_result, "pushed": True, "pushed_sha": sha}
+    result = {**pass_result, "pushed": True, "pushed_sha": sha, "push_branch": target}
+    if mode == "pr":
+        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+            first_line = ((pass_result.get("agent") or {}).get("last_message") or "").strip().splitlines()
+            title = f"clone: {first_line[0][:80]}" if first_line else f"clone: maintenance pass on {repo}"
+            pull = pulls.open_pull(api, pass_result["github"], head=target, base=pass_result["branch"],
+                                   title=title, body=pulls.render_body(result))
+        result["pull"] = {"number": pull["number"], "html_url": pull.get("html_url")}
+    return result
 
 
 @task_group(group_id="repo")
 def repo_chain(repo: dict[str, Any]) -> None:
-    """agent pass -> push -> CI wait -> autofix, for one repo."""
+    """agent pass -> push -> CI wait -> autofix -> land, for one repo."""
     pushed = push(agent_pass(repo))
     ci = GitHubCIWaitOperator(task_id="ci_wait", push_result=pushed)
-    CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
+    autofix = CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
+    # land runs when at least one link before it succeeded and none failed (e.g. no CI: push only).
+    [pushed, ci, autofix] >> CloneLandOperator(task_id="land")
 
 
 def last_results(ti: Any, count: int) -> list[dict[str, Any] | None]:
     """Per repo, the result of the last task of its chain that returned one (each adds to the previous)."""
     results: list[dict[str, Any] | None] = [None] * count
-    for step in ("autofix", "ci_wait", "push", "agent_pass"):
+    for step in ("land", "autofix", "ci_wait", "push", "agent_pass"):
         missing = [i for i, r in enumerate(results) if r is None]
         if not missing:
             break

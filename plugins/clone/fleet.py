@@ -12,6 +12,7 @@ Format (the bash version's JSON ``{"repos": [{"path": "..."}]}`` is valid YAML a
         tasks_per_repo: 10            # optional per-repo override
         steering: docs/steering.md    # optional steering prompt (absolute, or relative to the repo)
         verify: ["make lint", "make test"]  # optional checks; default detected; [] = none
+        push_mode: gated              # optional: direct | gated | pr (default CLONE_PUSH_MODE)
 
 One bad entry never stops the others: :func:`load_fleet` returns the good entries and a
 problem message per bad one, naming the file, the entry and the field.
@@ -33,7 +34,8 @@ from clone.errors import ConfigError
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 GITHUB_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
-KNOWN_KEYS = ("path", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering", "verify")
+KNOWN_KEYS = ("path", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering", "verify",
+              "push_mode")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,7 @@ class RepoEntry:
     tasks_per_repo: int | None = None
     steering: str | None = None
     verify: tuple[str, ...] | None = None
+    push_mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -126,8 +129,11 @@ def _validate_entry(raw: Any, where: str) -> RepoEntry:
         except ConfigError as e:
             raise ConfigError(f"{where}: field 'verify': {e}") from None
         verify = tuple(verify)
+    push_mode = field("push_mode", str)
+    if push_mode is not None and push_mode not in ("direct", "gated", "pr"):
+        raise ConfigError(f"{where}: field 'push_mode' must be direct, gated or pr, got {push_mode!r}")
     return RepoEntry(
-        steering=steering, verify=verify,
+        steering=steering, verify=verify, push_mode=push_mode,
         path=str(path), name=name, enabled=field("enabled", bool, True), branch=branch,
         remote=remote, github=github, tasks_per_repo=tasks,
     )

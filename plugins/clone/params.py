@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from clone.errors import ConfigError
-from clone.settings import AGENT_KINDS, Settings, load_settings
+from clone.settings import AGENT_KINDS, PUSH_MODES, Settings, load_settings
 
 
 def _env_defaults() -> Settings:
@@ -36,8 +36,10 @@ def fleet_params() -> dict[str, Param]:
         "tasks_per_repo": Param(s.tasks_per_repo, type="integer", minimum=1, maximum=100, title="Tasks per repo",
                                 description="TASKS_PER_REPO (a repo's own tasks_per_repo still wins)."),
         "agent": Param(s.agent, type="string", enum=list(AGENT_KINDS), title="Agent", description="CLONE_AGENT."),
-        "push_mode": Param("direct", type="string", enum=["direct"], title="Push mode",
-                           description="direct: push to the branch, then watch CI and autofix."),
+        "push_mode": Param(s.push_mode, type="string", enum=list(PUSH_MODES), title="Push mode",
+                           description="CLONE_PUSH_MODE: direct (push to the branch, then CI), gated (work "
+                                       "branch, fast-forward when green) or pr (a pull request). A repo's "
+                                       "own push_mode in repos.yaml wins."),
         "autofix": Param(s.ci_autofix_enabled, type="boolean", title="CI autofix",
                          description="CI_AUTOFIX_ENABLED: let the agent fix a red CI."),
         "dry_run": Param(False, type="boolean", title="Dry run",
@@ -53,7 +55,7 @@ def apply(settings: Settings, params: Mapping[str, Any] | None) -> Settings:
     """``settings`` overridden by a run's params (which Airflow has already validated)."""
     params = params or {}
     mapping = {"model": "model", "tasks_per_repo": "tasks_per_repo", "agent": "agent",
-               "autofix": "ci_autofix_enabled", "dry_run": "dry_run", "cycles": "max_cycles",
+               "autofix": "ci_autofix_enabled", "dry_run": "dry_run", "push_mode": "push_mode", "cycles": "max_cycles",
                "max_hours": "max_hours"}
     changes = {field: params[key] for key, field in mapping.items() if params.get(key) is not None}
     updated = dataclasses.replace(settings, **changes)

@@ -175,6 +175,7 @@ class Pass:
             **self.ws.to_dict(), "changed": changed, "agent": result.to_dict(), "tokens": self.tokens,
             "backlog_before": before.counts(), "backlog_after": after.counts(), "created_docs": created,
             "checks": [], "verification": "skipped", "findings": [], "incidents": self.incidents,
+            "push_mode": entry.push_mode or settings.push_mode, "entry": entry.to_dict(), "run_id": self.run_id,
         }
         if not changed:
             log.info("pass: the agent changed nothing in %s", entry.name)

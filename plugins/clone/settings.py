@@ -24,6 +24,7 @@ AGENT_POOL = "clone_agent"
 AGENT_KINDS = ("codex", "claude", "command")
 VERIFY_POLICIES = ("block", "warn", "off")
 GUARD_POLICIES = ("block", "warn")
+PUSH_MODES = ("direct", "gated", "pr")
 CODEX_SANDBOXES = ("read-only", "workspace-write", "danger-full-access", "bypass")
 GIT_PROTOCOLS = ("https", "ssh")
 _GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
@@ -76,6 +77,8 @@ class Settings:
     protected_paths: tuple[str, ...] = ()
 
     dry_run: bool = False
+    push_mode: str = "direct"
+    pr_automerge: bool = False
 
     git_author_name: str = "Clone Bot"
     git_author_email: str = "clone-bot@users.noreply.github.com"
@@ -195,6 +198,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ci_log_max_lines=read.integer("CLONE_CI_LOG_MAX_LINES", 200, minimum=1),
         autofix_max_attempts=read.integer("CLONE_AUTOFIX_MAX_ATTEMPTS", 2),
         ci_rerun_failed=read.flag("CLONE_CI_RERUN_FAILED", True),
+        push_mode=read.choice("CLONE_PUSH_MODE", "direct", PUSH_MODES),
+        pr_automerge=read.flag("CLONE_PR_AUTOMERGE", False),
         max_tokens_per_pass=read.integer("CLONE_MAX_TOKENS_PER_PASS", 0),
         max_tokens_per_run=read.integer("CLONE_MAX_TOKENS_PER_RUN", 0),
         stall_passes=read.integer("CLONE_STALL_PASSES", 3),

@@ -373,6 +373,7 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("POST", _REPO + r"/pulls", "_create_pull"),
     ("GET", _REPO + r"/pulls/(?P<number>\d+)", "_get_pull"),
     ("PUT", _REPO + r"/pulls/(?P<number>\d+)/merge", "_merge_pull"),
+    ("PATCH", _REPO + r"/pulls/(?P<number>\d+)", "_update_pull"),
 ]
 _COMPILED = [(m, re.compile(p + r"/?"), h) for m, p, h in _ROUTES]
 
@@ -993,6 +994,18 @@ class FakeGitHub:
                      head_sha, self._now(), base_sha=base_sha)
         r.pulls[pull.number] = pull
         return _Resp(201, self._pull_json(r, pull))
+
+    def _update_pull(self, req: _Req, owner: str, repo: str, number: str) -> _Resp:
+        """PATCH a PR's title, body or state (open/closed), like GitHub's "Update a pull request"."""
+        r, pull = self._pull_or_404(owner, repo, number)
+        data = req.json if isinstance(req.json, dict) else {}
+        if "title" in data:
+            pull.title = str(data["title"])
+        if "body" in data:
+            pull.body = data["body"]
+        if data.get("state") in ("open", "closed") and not pull.merged:
+            pull.state = data["state"]
+        return _Resp(200, self._pull_json(r, pull))
 
     def _list_pulls(self, req: _Req, owner: str, repo: str) -> _Resp:
         r = self._repo_or_404(owner, repo)

@@ -83,6 +83,10 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
 
     def _record_flaky(self, settings: Settings, context: Any, event: dict[str, Any]) -> None:
         result = self.ci_result
+        if result.get("push_mode", "direct") != "direct":
+            # Gated/pr: a record commit on the work branch would land untested; the log and summary say it.
+            log.warning("CI flaky on %s (recorded in PROJECT_MEMORY.md only in direct mode)", result["repo"])
+            return
         ws = self._workspace(settings, event["sha"])
         urls = ", ".join(str(run.get("html_url")) for run in event.get("runs") or [])
         memory.append_verification_history(ws.path, memory.VerificationEntry(
@@ -121,7 +125,8 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         """The pass's workspace, checked out at ``sha`` (a commit this chain pushed)."""
         result = self.ci_result
         ws = Git(Path(result["workdir"]), identity(settings))
-        ws.fetch("origin", f"+refs/heads/{result['branch']}:refs/remotes/origin/{result['branch']}")
+        remote_branch = result.get("push_branch", result["branch"])
+        ws.fetch("origin", f"+refs/heads/{remote_branch}:refs/remotes/origin/{remote_branch}")
         if ws.rev(sha) is None:
             raise CloneError(f"{result['repo']}: commit {sha} is not in the workspace {ws.path}")
         ws.run("checkout", "--quiet", "--force", "-B", result["branch"], sha)
@@ -155,7 +160,7 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         if fix is None:
             self._give_up(settings, context, ci, attempts=attempt,
                           why=f"the agent changed nothing on autofix attempt {attempt}")
-        pushed = push_branch(ws, result["branch"])
+        pushed = push_branch(ws, result.get("push_branch", result["branch"]))
         log.info("autofix: pushed %s; waiting for CI again", pushed[:12])
         event = self.watch_ci(settings, result["github"], pushed, method_name="ci_done",
                               echo={"attempt": attempt})

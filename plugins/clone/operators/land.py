@@ -1,0 +1,151 @@
+"""Landing the work of the ``gated`` and ``pr`` push modes once CI is green.
+
+gated: fast-forward the target branch to the green commit of the work branch (a plain,
+non-forced push, which git refuses unless it is a fast-forward). If the target moved
+meanwhile: rebase onto it, run the repo's checks again, push the result to a new work branch,
+wait for CI again, and retry (bounded). Work branches are deleted once landed.
+pr: update the pull request's body with the CI result and, with CLONE_PR_AUTOMERGE=1, merge it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk.exceptions import AirflowSkipException
+
+from clone import memory, verify
+from clone.errors import CIFailed, CloneError, PushConflict
+from clone.fleet import RepoEntry
+from clone.git_ops import Git
+from clone.github import pulls
+from clone.github.api import GitHubApi
+from clone.github.connection import endpoint_for
+from clone.operators.ci import REPO_LABEL, CIWatchMixin, label, log_ci_event
+from clone.params import run_settings
+from clone.passes import checks_for
+from clone.push import record_incident
+from clone.settings import Settings
+from clone.workspace import identity
+
+log = logging.getLogger(__name__)
+
+GREEN = ("success", "no_ci")
+LAND_ATTEMPTS = 3
+CHAIN_TASKS = ("repo.autofix", "repo.ci_wait", "repo.push")
+
+
+def work_branch(repo: str, run_id: str) -> str:
+    """``clone/<repo>/<run>``: the branch a gated or pr pass pushes to."""
+    return f"clone/{repo}/" + re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")[:120]
+
+
+class CloneLandOperator(CIWatchMixin, BaseOperator):
+    """Land a green gated/pr chain; a no-op (skipped) in direct mode."""
+
+    ui_color = "#e0ffe8"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", REPO_LABEL)
+        kwargs.setdefault("trigger_rule", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        super().__init__(**kwargs)
+
+    def _chain_result(self, context: Any) -> dict[str, Any] | None:
+        ti = context["ti"]
+        for task_id in CHAIN_TASKS:  # the last link that returned something holds everything before it
+            value = ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index)
+            if value:
+                return value
+        return None
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        result = self._chain_result(context)
+        if not result or not result.get("pushed"):
+            raise AirflowSkipException("nothing was pushed; nothing to land")
+        label(context, result["repo"])
+        mode = result.get("push_mode", "direct")
+        if mode == "direct":
+            raise AirflowSkipException(f"{result['repo']}: direct mode; {result['branch']} already has the work")
+        ci = result.get("ci") or {}
+        if ci and ci.get("status") not in GREEN:
+            raise CIFailed(f"{result['repo']}: CI is {ci.get('status')}; not landing")
+        settings = run_settings(context)
+        sha = ci.get("sha") or result["pushed_sha"]
+        if mode == "pr":
+            return self._finish_pr(settings, result, ci, sha)
+        return self._land(settings, context, result, sha, result["push_branch"], attempt=1)
+
+    def ci_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        result = self._chain_result(context)
+        label(context, result["repo"])
+        log_ci_event(event)
+        echo = event["echo"]
+        if event["status"] not in GREEN:
+            raise CIFailed(f"{result['repo']}: CI is {event['status']} after rebasing onto {result['branch']} "
+                           f"({event['message']}); not landing. The work stays on {echo['work']}.")
+        return self._land(run_settings(context), context, result, event["sha"], echo["work"], int(echo["attempt"]))
+
+    # ------------------------------------------------------------------------------------------
+    def _land(self, settings: Settings, context: Any, result: dict[str, Any], sha: str, work: str,
+              attempt: int) -> dict[str, Any]:
+        ws = Git(Path(result["workdir"]), identity(settings))
+        target = result["branch"]
+        pushed = ws.run("push", "--porcelain", "origin", f"{sha}:refs/heads/{target}", check=False, timeout=600)
+        if pushed.ok:
+            log.info("land: %s fast-forwarded to %s (green on CI)", target, sha[:12])
+            for branch in {result["push_branch"], work}:
+                ws.run("push", "--quiet", "origin", "--delete", branch, check=False)
+                log.info("land: deleted the work branch %s", branch)
+            return {**result, "landed_sha": sha}
+        ws.fetch("origin", f"+refs/heads/{target}:refs/remotes/origin/{target}")
+        upstream = ws.rev(f"origin/{target}")
+        if upstream is None or ws.is_ancestor(upstream, sha):
+            raise CloneError(f"{result['repo']}: pushing {sha[:12]} to {target} failed: {pushed.tail(5)}")
+        if attempt >= LAND_ATTEMPTS:
+            raise CloneError(f"{result['repo']}: {target} kept moving; gave up landing after {attempt} attempts. "
+                             f"The work stays on {work}.")
+        log.info("land: %s moved to %s; rebasing, re-verifying and waiting for CI again", target, upstream[:12])
+        ws.run("checkout", "--quiet", "--force", "-B", work, sha)
+        try:
+            ws.rebase(f"origin/{target}")
+        except PushConflict as e:
+            ws.run("checkout", "--quiet", "--force", "-B", target, f"origin/{target}")
+            record_incident(ws, target, result["repo"], memory.Incident(
+                kind="land-conflict", title=f"gated work did not rebase onto {target}",
+                what_happened=f"{target} moved while CI ran on {work}; rebasing conflicted.",
+                root_cause=str(e).splitlines()[0],
+                prevention="Keep passes small; the next pass starts from the new branch head.",
+                context=f"run {context['run_id']}; the work stays on {work}"), context["run_id"])
+            raise
+        entry = RepoEntry.from_dict(result["entry"])
+        results = verify.run_checks(ws.path, checks_for(entry, ws.path),
+                                    timeout_seconds=settings.verify_timeout_minutes * 60)
+        if not all(r.ok for r in results) and settings.verify_policy == "block":
+            raise CloneError(f"{result['repo']}: checks are red after rebasing onto {target}; not landing:\n"
+                             f"{verify.summarize(results)}")
+        ws.run("reset", "--quiet", "--hard", "HEAD")
+        ws.run("clean", "-ffd", "--quiet")
+        rebased = ws.head()
+        new_work = f"{result['push_branch']}-rebased-{attempt}"
+        ws.run("push", "--quiet", "origin", f"{rebased}:refs/heads/{new_work}", timeout=600)
+        ws.run("push", "--quiet", "origin", "--delete", work, check=False)
+        if not result.get("github"):
+            return self._land(settings, context, result, rebased, new_work, attempt + 1)
+        event = self.watch_ci(settings, result["github"], rebased, method_name="ci_done",
+                              echo={"attempt": attempt + 1, "work": new_work})
+        return self.ci_done(context, event)
+
+    def _finish_pr(self, settings: Settings, result: dict[str, Any], ci: dict[str, Any], sha: str) -> dict[str, Any]:
+        number = result["pull"]["number"]
+        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+            pulls.update_body(api, result["github"], number, pulls.render_body(result, ci))
+            if not settings.pr_automerge:
+                log.info("PR #%s is green; CLONE_PR_AUTOMERGE=0 leaves the merge to a person: %s", number,
+                         result["pull"].get("html_url"))
+                return result
+            merged = pulls.merge(api, result["github"], number, sha)
+        log.info("PR #%s merged (%s)", number, merged[:12])
+        return {**result, "landed_sha": merged}
