@@ -46,7 +46,7 @@ repos:
     assert problems == []
     assert entry.to_dict() == {"path": str(repo), "name": "widget", "enabled": False, "branch": "develop",
                                "remote": "upstream", "github": "acme/widget", "tasks_per_repo": 3,
-                               "steering": None, "verify": None}
+                               "steering": None, "verify": None, "push_mode": None}
 
 
 @pytest.mark.parametrize(("entry", "message"), [

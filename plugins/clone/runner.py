@@ -113,8 +113,10 @@ def run(
             buffers[name].append(line)
             if on_line is not None:
                 with handler_lock:
-                    if on_line(name, line):
+                    if on_line(name, line) and not stop_requested.is_set():
                         stop_requested.set()
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(proc.pid, signal.SIGTERM)  # at once; the main loop finishes the job
         stream.close()
 
     def feed() -> None:
@@ -138,7 +140,10 @@ def run(
             timed_out = True
             _kill_group(proc)
         else:
-            stop_requested.wait(0.1)
+            try:  # returns as soon as the process exits: no polling delay on short commands
+                proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                pass
     if not (timed_out or stopped):
         # The leader exited; children still holding the pipes would keep readers alive.
         for thread in threads:
