@@ -144,6 +144,7 @@ def run(
                 proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
                 pass
+    stopped = stopped or stop_requested.is_set()  # the pump may have signalled it before the loop looked
     if not (timed_out or stopped):
         # The leader exited; children still holding the pipes would keep readers alive.
         for thread in threads:
