@@ -39,6 +39,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER="${CLONE_PROJECT_DIR}/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
 # 32 (the default) pre-forks ~2 GB of workers and locks SQLite up under load; 4 holds.
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+# clone_fleet maps its per-repo chain over the whole fleet; Airflow's default cap is 1,024.
+export AIRFLOW__CORE__MAX_MAP_LENGTH="${AIRFLOW__CORE__MAX_MAP_LENGTH:-10000}"
 # Notice new DAG files within 30 s instead of 300 s.
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
 

@@ -95,6 +95,12 @@ def discover_repos() -> list[dict[str, Any]]:
                               f"{settings.repos_file} (known: {', '.join(e.name for e in enabled) or 'none'})")
         enabled = [e for e in enabled if e.name in wanted]
     log.info("discover: %d repo(s) this run: %s", len(enabled), ", ".join(e.name for e in enabled) or "none")
+    from airflow.sdk import conf  # the cap on mapped task instances (core.max_map_length)
+
+    cap = conf.getint("core", "max_map_length", fallback=1024)
+    if len(enabled) > cap:
+        raise ConfigError(f"{len(enabled)} enabled repos exceed Airflow's core.max_map_length={cap}; raise it "
+                          "(AIRFLOW__CORE__MAX_MAP_LENGTH) or disable repos in repos.yaml")
     return [e.to_dict() for e in enabled]
 
 
