@@ -19,13 +19,13 @@ Measured with Claude Code 2.1.331 (npm, linux-x64):
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests.fakes.npm_install import install_package, run_logged
 
 __all__ = [
     "CLAUDE_NPM_SPEC",
@@ -39,7 +39,6 @@ __all__ = [
 CLAUDE_VERSION = "2.1.331"
 CLAUDE_NPM_SPEC = f"@anthropic-ai/claude-code@{CLAUDE_VERSION}"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INSTALL_TIMEOUT_S = 900
 FAKE_API_KEY = "sk-ant-clone-fake-key"
 
 
@@ -81,18 +80,6 @@ def _is_installed(cache_dir: Path) -> bool:
     return _version_of(_launcher(cache_dir)) == CLAUDE_VERSION
 
 
-def _run_logged(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=INSTALL_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output or ""
-        if isinstance(out, bytes):
-            out = out.decode("utf-8", "replace")
-        raise ClaudeInstallError(
-            f"`{' '.join(cmd)}` timed out after {INSTALL_TIMEOUT_S} s. Output:\n{out}") from exc
-
-
 def install_claude(cache_dir: Path | None = None) -> Path:
     """Install ``@anthropic-ai/claude-code@2.1.331`` into ``cache_dir`` unless it is there; return ``claude``.
 
@@ -102,41 +89,18 @@ def install_claude(cache_dir: Path | None = None) -> Path:
     npm's output when npm is missing, the install fails, or the result does not report the pinned version.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if _is_installed(cache_dir):
-        return _launcher(cache_dir)
 
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ClaudeInstallError(f"npm is not on PATH; cannot install {CLAUDE_NPM_SPEC} into {cache_dir}")
+    def repair(folder: Path) -> str:
+        """npm skipped the postinstall (e.g. ignore-scripts): put the native binary in place ourselves."""
+        postinstall, node = _package_dir(folder) / "install.cjs", shutil.which("node")
+        if not postinstall.exists() or node is None:
+            return ""
+        post = run_logged([node, "install.cjs"], ClaudeInstallError, cwd=_package_dir(folder))
+        return f"\n$ node install.cjs (exit {post.returncode})\n{post.stdout}"
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = cache_dir.parent / f".{cache_dir.name}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the install done
-        try:
-            if _is_installed(cache_dir):
-                return _launcher(cache_dir)
-            started = time.monotonic()
-            cmd = [npm, "install", "--prefix", str(cache_dir), "--no-audit", "--no-fund",
-                   "--no-save", "--loglevel=warn", CLAUDE_NPM_SPEC]
-            proc = _run_logged(cmd)
-            output = proc.stdout
-            postinstall = _package_dir(cache_dir) / "install.cjs"
-            if proc.returncode == 0 and not _is_installed(cache_dir) and postinstall.exists():
-                node = shutil.which("node")
-                if node is not None:  # postinstall skipped: put the native binary in place ourselves
-                    post = _run_logged([node, "install.cjs"], cwd=_package_dir(cache_dir))
-                    output += f"\n$ node install.cjs (exit {post.returncode})\n{post.stdout}"
-            if proc.returncode != 0 or not _is_installed(cache_dir):
-                found = _version_of(_launcher(cache_dir))
-                raise ClaudeInstallError(
-                    f"`{' '.join(cmd)}` failed (exit {proc.returncode}, {time.monotonic() - started:.0f} s); "
-                    f"expected {_launcher(cache_dir)} to report version {CLAUDE_VERSION}, got {found!r}. "
-                    f"npm output:\n{output}"
-                )
-            return _launcher(cache_dir)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    install_package(CLAUDE_NPM_SPEC, cache_dir, is_installed=_is_installed, error=ClaudeInstallError,
+                    expected=f"{_launcher(cache_dir)} to report version {CLAUDE_VERSION}", repair=repair)
+    return _launcher(cache_dir)
 
 
 def claude_env(config_dir: Path, base_url: str, api_key: str = FAKE_API_KEY, *,

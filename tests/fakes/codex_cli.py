@@ -10,13 +10,11 @@ Measured with codex 0.169.0 (see ``write_codex_home`` for why each setting is th
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
+
+from tests.fakes.npm_install import install_package
 from typing import Any
 
 __all__ = [
@@ -33,7 +31,6 @@ __all__ = [
 CODEX_VERSION = "0.169.0"
 CODEX_NPM_SPEC = f"@openai/codex@{CODEX_VERSION}"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INSTALL_TIMEOUT_S = 900
 
 
 class CodexInstallError(RuntimeError):
@@ -75,47 +72,9 @@ def install_codex(cache_dir: Path | None = None) -> Path:
     output when npm is missing or the install fails.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if _is_installed(cache_dir):
-        return _launcher(cache_dir)
-
-    npm = shutil.which("npm")
-    if npm is None:
-        raise CodexInstallError(f"npm is not on PATH; cannot install {CODEX_NPM_SPEC} into {cache_dir}")
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = cache_dir.parent / f".{cache_dir.name}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the install done
-        try:
-            if _is_installed(cache_dir):
-                return _launcher(cache_dir)
-            started = time.monotonic()
-            cmd = [npm, "install", "--prefix", str(cache_dir), "--no-audit", "--no-fund",
-                   "--no-save", "--loglevel=warn", CODEX_NPM_SPEC]
-            try:
-                proc = subprocess.run(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    timeout=INSTALL_TIMEOUT_S,
-                )
-            except subprocess.TimeoutExpired as exc:
-                out = exc.output or ""
-                if isinstance(out, bytes):
-                    out = out.decode("utf-8", "replace")
-                raise CodexInstallError(
-                    f"`{' '.join(cmd)}` timed out after {INSTALL_TIMEOUT_S} s. npm output:\n{out}"
-                ) from exc
-            if proc.returncode != 0 or not _is_installed(cache_dir):
-                raise CodexInstallError(
-                    f"`{' '.join(cmd)}` failed (exit {proc.returncode}, {time.monotonic() - started:.0f} s); "
-                    f"expected {_launcher(cache_dir)} and the native binary. npm output:\n{proc.stdout}"
-                )
-            return _launcher(cache_dir)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    install_package(CODEX_NPM_SPEC, cache_dir, is_installed=_is_installed, error=CodexInstallError,
+                    expected=f"{_launcher(cache_dir)} and the native binary")
+    return _launcher(cache_dir)
 
 
 def codex_config_toml(
