@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from clone import yamlio
 from clone.errors import ConfigError
@@ -255,12 +256,16 @@ def enrol_repo(path: Path, checkout: Path, name: str, *, github: str | None = No
             if str(raw.get("name") or derive_name(Path(raw["path"]))) == name:
                 raise ConfigError(f"{describe(index, raw, path)}: field 'name' {name!r} is already taken by "
                                   f"{raw['path']}; cannot enrol {checkout} under the same name")
-        item = CommentedMap(path=str(checkout), name=name)
-        if github:
-            item["github"] = github
-        if branch:
-            item["branch"] = branch
-        if comment:
+        # In a JSON-style file (the bash version's) the new entry is JSON too: quoted, no comment.
+        flow = isinstance(document["repos"], CommentedSeq) and document["repos"].fa.flow_style()
+        item = CommentedMap()
+        for key, value in (("path", str(checkout)), ("name", name), ("github", github), ("branch", branch)):
+            if value:
+                item[DoubleQuotedScalarString(key) if flow else key] = \
+                    DoubleQuotedScalarString(value) if flow else value
+        if flow:
+            item.fa.set_flow_style()
+        elif comment:
             item.yaml_add_eol_comment(comment, "path")
         document["repos"].append(item)
         return True
