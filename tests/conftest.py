@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,23 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
 
-# Every environment variable Clone reads: cleared so a developer's shell cannot leak into tests.
-CLONE_VARS = (
-    "CLONE_CODE_ROOT", "CLONE_REPOS_FILE", "CLONE_IDEAS_FILE", "CLONE_WORKSPACE", "CLONE_ACTIVE_DAYS",
-    "CLONE_SCHEDULE", "CLONE_AGENT", "CLONE_AGENT_COMMAND", "CLONE_AGENT_TIMEOUT_MINUTES",
-    "CLONE_AGENT_ENV_PASSTHROUGH", "CODEX_SANDBOX", "MODEL", "PARALLEL_REPOS", "TASKS_PER_REPO",
-    "MAX_CYCLES", "MAX_HOURS", "IDEA_BOOTSTRAP_ENABLED", "PROJECT_MEMORY_MAX_LINES", "CI_AUTOFIX_ENABLED",
-    "PROMPTS_FILE", "CORE_PROMPT_FILE", "CLONE_CI_POLL_SECONDS", "CLONE_CI_TIMEOUT_MINUTES",
-    "CLONE_CI_START_GRACE_SECONDS", "CLONE_CI_LOG_MAX_LINES", "CLONE_AUTOFIX_MAX_ATTEMPTS",
-    "CLONE_GIT_AUTHOR_NAME", "CLONE_GIT_AUTHOR_EMAIL", "CLONE_GITHUB_CONN_ID",
-    "CLONE_IDEAS_SCHEDULE", "CLONE_GITHUB_OWNER", "CLONE_GIT_PROTOCOL",
-)
+# The bash version's knob names Clone reads; every CLONE_* variable is cleared too, so a developer's
+# shell cannot leak into tests (CLONE_TEST_CACHE, the tests' own download cache, is kept).
+BASH_KNOBS = ("MODEL", "PARALLEL_REPOS", "TASKS_PER_REPO", "MAX_CYCLES", "MAX_HOURS", "IDEA_BOOTSTRAP_ENABLED",
+              "PROJECT_MEMORY_MAX_LINES", "CI_AUTOFIX_ENABLED", "PROMPTS_FILE", "CORE_PROMPT_FILE", "CODEX_SANDBOX")
 
 
 @pytest.fixture
 def clone_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Point every Clone path knob into ``tmp_path`` and use the scripted agent."""
-    for name in CLONE_VARS:
+    for name in [*BASH_KNOBS, *(k for k in os.environ if k.startswith("CLONE_") and k != "CLONE_TEST_CACHE")]:
         monkeypatch.delenv(name, raising=False)
     paths = {
         "code": tmp_path / "code",

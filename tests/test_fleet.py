@@ -175,3 +175,23 @@ def test_bad_verify(tmp_path, verify, message):
     source.write_text(json.dumps({"repos": [{"path": str(repo), "verify": verify}]}))
     entries, problems = load_fleet(source)
     assert entries == [] and message in problems[0] and "entry 1" in problems[0]
+
+
+@pytest.mark.parametrize("field,value", [("name", "widget\n"), ("github", "acme/w\n"), ("branch", "main\n"),
+                                         ("remote", "origin\n")])
+def test_trailing_newline_is_not_a_valid_name(tmp_path, field, value):
+    repo = checkout(tmp_path, "w")
+    source = tmp_path / "repos.yaml"
+    source.write_text(json.dumps({"repos": [{"path": str(repo), field: value}]}))
+    entries, problems = load_fleet(source)
+    assert entries == [] and f"field '{field}'" in problems[0]
+
+
+def test_bash_json_file_stays_json_after_a_merge(tmp_path):
+    mine = checkout(tmp_path / "code", "mine")
+    new = checkout(tmp_path / "code", "new")
+    source = tmp_path / "repos.yaml"
+    source.write_text(json.dumps({"repos": [{"path": str(mine), "enabled": False}]}))
+    assert merge_discovered(source, [mine, new]) == [str(new)]
+    assert json.loads(source.read_text()) == {"repos": [{"path": str(mine), "enabled": False},
+                                                        {"path": str(new)}]}

@@ -32,7 +32,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from clone import yamlio
 from clone.errors import ConfigError
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")  # always used with fullmatch
 GITHUB_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 KNOWN_KEYS = ("path", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering", "verify",
@@ -67,7 +67,7 @@ class RepoEntry:
 
 def is_safe_name(name: str) -> bool:
     """A single directory name: letters, digits, ``.``, ``_``, ``-``; not ``.``/``..``; not an option."""
-    return bool(SAFE_NAME.match(name)) and name not in (".", "..") and not name.startswith("-")
+    return bool(SAFE_NAME.fullmatch(name)) and name not in (".", "..") and not name.startswith("-")
 
 
 def derive_name(path: Path) -> str:
@@ -107,13 +107,13 @@ def _validate_entry(raw: Any, where: str) -> RepoEntry:
     if not is_safe_name(name):
         raise ConfigError(f"{where}: field 'name' {name!r} must be 1-100 letters, digits, '.', '_' or '-'")
     branch = field("branch", str)
-    if branch is not None and not _BRANCH.match(branch):
+    if branch is not None and not _BRANCH.fullmatch(branch):
         raise ConfigError(f"{where}: field 'branch' {branch!r} is not a valid branch name")
     remote = field("remote", str, "origin")
-    if not SAFE_NAME.match(remote) or remote.startswith("-"):
+    if not SAFE_NAME.fullmatch(remote) or remote.startswith("-"):
         raise ConfigError(f"{where}: field 'remote' {remote!r} is not a valid remote name")
     github = field("github", str)
-    if github is not None and not GITHUB_SLUG.match(github):
+    if github is not None and not GITHUB_SLUG.fullmatch(github):
         raise ConfigError(f"{where}: field 'github' must look like owner/name, got {github!r}")
     tasks = field("tasks_per_repo", int)
     if tasks is not None and tasks < 1:

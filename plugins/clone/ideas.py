@@ -136,7 +136,7 @@ def _validate(raw: Any, where: str) -> Idea:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{where}: field '{key}' must be text, got {value!r}")
         values[key] = None if value is None else str(value)  # plain str, not ruamel's quoted-scalar types
-    if values["github"] and not GITHUB_SLUG.match(values["github"]):
+    if values["github"] and not GITHUB_SLUG.fullmatch(values["github"]):
         raise ConfigError(f"{where}: field 'github' must look like owner/name, got {values['github']!r}")
     for key in raw:
         if TIMESTAMP_KEY.match(str(key)) and raw[key] is not None and parse_timestamp(raw[key]) is None:

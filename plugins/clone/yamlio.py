@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -94,9 +95,29 @@ def update_document(path: Path, mutate: Callable[[Any], Any], *, empty: Callable
         document = load_document(path)
         if document is None:
             document = empty()
-        before = dump_document(document)
+        # The bash version's files are JSON: keep them JSON (they cannot hold comments to lose).
+        dump = _dump_json if _is_json(path) else dump_document
+        before = dump(document)
         result = mutate(document)
-        after = dump_document(document)
+        after = dump(document)
         if after != before or not path.exists():
             atomic_write_text(path, after)
     return result
+
+
+def _is_json(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _dump_json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
