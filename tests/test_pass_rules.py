@@ -214,3 +214,36 @@ def test_prompt_lists_top_backlog_items_and_guards(clone_env, repo):
     assert top.index("fix crash") < top.index("polish")
     assert "Guards the orchestrator enforces" in prompt and "`make test`" in prompt
     assert result["backlog_before"] == {"open": 2, "done": 1}
+
+
+def test_agent_changes_to_git_config_are_undone(clone_env, repo, tmp_path):
+    entry, bare = repo
+    marker = tmp_path / "fsmonitor-ran"
+    hook = tmp_path / "evil.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    write_plan(clone_env["plan"], {"*": {"pass": [
+        {"append": ".git/config", "text": f"[core]\n\tfsmonitor = {hook}\n[remote \"origin\"]\n\tpushurl = /tmp/x\n"},
+        {"write": "app.py", "text": "x = 5\n"}]}})
+    result = run(entry)
+    workdir = result["workdir"]
+    assert "fsmonitor" not in (clone_env["workspace"] / "repos" / "app" / ".git" / "config").read_text()
+    assert not marker.exists()
+    assert "the agent changed .git/config" in git(workdir, "show", "HEAD:INCIDENTS.md")
+
+
+def test_fix_attempt_is_held_to_the_same_rules(clone_env, tmp_path):
+    makefile = "test:\n\t@mkdir -p out && touch out/build.o\n\t@test ! -f broken.flag\n"
+    checkout, _ = make_remote_and_checkout(tmp_path, "fx", {"Makefile": makefile})
+    entry = RepoEntry(path=str(checkout), name="fx")
+    pushed(run(entry))  # memory docs in place, AGENTS.md has its core policy
+    write_plan(clone_env["plan"], {"*": {
+        "pass": [{"write": "broken.flag", "text": "1"}, {"write": "f.py", "text": "1\n"}],
+        "autofix": [{"delete": "broken.flag"},
+                    {"replace": "AGENTS.md", "old": "Never force anything", "new": "Force is fine"}]}})
+    result = run(entry, "r2")
+    assert result["verification"] == "passed after fix"
+    files = git(result["workdir"], "show", "--name-only", "--format=", "HEAD").split()
+    assert "f.py" in files and not [f for f in files if f.startswith("out/")]
+    agents = git(result["workdir"], "show", "HEAD:AGENTS.md")
+    assert "Never force anything" in agents and "Force is fine" not in agents

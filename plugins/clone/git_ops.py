@@ -29,7 +29,8 @@ def redact_url(text: str | None) -> str:
 #: Variables a user's git set-up legitimately needs (ssh agents, askpass helpers, proxies).
 _KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY"}
 _SECRET_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__")
-_ALWAYS = ("-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false",
+_ALWAYS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "commit.gpgsign=false",
+           "-c", "tag.gpgsign=false",
            "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main")
 
 

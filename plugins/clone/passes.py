@@ -9,6 +9,7 @@ record survives even when the pass's work does not.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
@@ -35,6 +36,40 @@ class PassSkipped(CloneError):
 
 class PassBlocked(CloneError):
     """The pass ran but its work must not be pushed (red checks, a guard); an incident was recorded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Protected:
+    """What an agent must not change, as it was before the agent ran."""
+
+    git_config: bytes
+    agents_md: str
+
+
+def snapshot_protected(workdir: Path) -> Protected:
+    return Protected(git_config=(workdir / ".git" / "config").read_bytes(),
+                     agents_md=core_policy.snapshot(workdir))
+
+
+def restore_protected(workdir: Path, before: Protected, run_id: str) -> list[memory.Incident]:
+    """Undo an agent's changes to .git/config (which git would obey: fsmonitor, sshCommand, pushurl...)
+    and to AGENTS.md's core policy; one incident for each."""
+    incidents = []
+    config = workdir / ".git" / "config"
+    if not config.exists() or config.read_bytes() != before.git_config:
+        config.write_bytes(before.git_config)
+        incidents.append(memory.Incident(
+            kind="policy violation", title="the agent changed .git/config",
+            what_happened="The workspace's .git/config differed after the agent ran; the orchestrator restored it "
+                          "before running any git command.",
+            root_cause="An agent wrote repository configuration (for example hooks, fsmonitor, push URLs), which "
+                       "git would run or obey on the orchestrator's behalf.",
+            prevention="Agents never touch .git; Clone restores it after every agent run.",
+            context=f"run {run_id}"))
+    violation = core_policy.check_and_restore(workdir, before.agents_md)
+    if violation:
+        incidents.append(core_policy.incident(violation, context=f"run {run_id}"))
+    return incidents
 
 
 def read_docs(workdir: Path) -> dict[str, str]:
@@ -81,14 +116,18 @@ class Pass:
 
     # -- helpers -------------------------------------------------------------------------------
     def _run_agent(self, workdir: Path, prompt: str, kind: str) -> AgentResult:
+        before = snapshot_protected(workdir)
         try:
             result = self.agent.run(AgentRun(workdir=workdir, prompt=prompt, repo_name=self.entry.name,
                                              pass_kind=kind))
         except AgentError as e:
             failed: AgentResult | None = getattr(e, "result", None)
             self._spend(failed.total_tokens if failed else 0, kind)
+            restore_protected(workdir, before, self.run_id)
             raise
         self._spend(result.total_tokens, kind)
+        for incident in restore_protected(workdir, before, self.run_id):
+            self._incident(incident)
         return result
 
     def _spend(self, tokens: int, kind: str) -> None:
@@ -106,8 +145,8 @@ class Pass:
         log.warning("incident: %s: %s", incident.kind, incident.title)
         self.incidents.append(f"{incident.kind}: {incident.title}")
         if commit:
-            record_incident(self.git, self.ws.branch, self.entry.name, incident, self.run_id,
-                            "origin" if self.ws.has_remote else None)
+            remote = "origin" if self.ws.has_remote and not self.settings.dry_run else None
+            record_incident(self.git, self.ws.branch, self.entry.name, incident, self.run_id, remote)
         else:
             memory.append_incident(path.parent, self.entry.name, incident)
 
@@ -145,7 +184,6 @@ class Pass:
         if created:
             log.info("pass: created missing memory docs: %s", ", ".join(created))
         docs_tree = self.git.snapshot_tree()
-        agents_before = core_policy.snapshot(self.workdir)
         tasks = entry.tasks_per_repo or settings.tasks_per_repo
         before = backlog.parse(memory.read_doc(self.workdir, memory.BACKLOG))
         checks = checks_for(entry, self.workdir) if settings.verify_policy != "off" else []
@@ -163,9 +201,6 @@ class Pass:
             self._agent_failed(e, docs_tree)
             raise
 
-        violation = core_policy.check_and_restore(self.workdir, agents_before)
-        if violation:
-            self._incident(core_policy.incident(violation, context=f"run {self.run_id}"))
         agent_tree = self.git.snapshot_tree()
         changed = agent_tree != docs_tree
         stall.record_pass(settings.workspace, entry.name, self.ws.base_sha, changed)
@@ -218,7 +253,10 @@ class Pass:
             log.warning("verification is red; CLONE_VERIFY_POLICY=warn lets the push go ahead")
             return agent_tree, [r.to_dict() for r in results], "failed (warn)"
         log.warning("verification is red; giving the agent one chance to fix it")
+        # Back to exactly the agent's tree: what the checks left behind must not end up in the commit.
         self.git.reset_index(agent_tree)
+        self.git.run("checkout-index", "--all", "--force")
+        self.git.run("clean", "-ffd", "--quiet")
         fix_prompt = prompts.build_verify_fix_prompt(prompts.load_texts(self.settings.core_prompt_file,
                                                                         self.settings.prompts_file),
                                                      repo_name=self.entry.name,

@@ -43,7 +43,17 @@ def push_branch(ws: Git, branch: str, remote: str = "origin", attempts: int = PU
 
 def record_incident(ws: Git, branch: str, repo_name: str, incident: memory.Incident, run_id: str,
                     remote: str | None = "origin") -> None:
-    """Commit an INCIDENTS.md entry in the workspace and push it (best effort) when there is a remote."""
+    """Record an INCIDENTS.md entry on top of the freshly fetched ``branch`` and push it (best effort).
+
+    The entry is committed on its own on the remote branch's head, never on top of the chain's own
+    commits (which may be red, blocked or unverified). ``remote=None`` (no remote, dry run) keeps it
+    local. Callers keep the chain's work under a ref first if it must not be lost.
+    """
+    if remote is not None:
+        ws.fetch(remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+        if ws.rev(f"{remote}/{branch}"):
+            ws.run("checkout", "--quiet", "--force", "-B", branch, f"{remote}/{branch}")
+            ws.run("clean", "-ffd", "--quiet")
     memory.append_incident(Path(ws.path), repo_name, incident)
     commit_and_push(ws, branch, f"clone: record {incident.kind} incident\n\n{incident.title}\n\nClone-Run: {run_id}\n",
                     (memory.INCIDENTS,), remote)
@@ -70,7 +80,6 @@ def record_push_conflict(ws: Git, branch: str, repo_name: str, conflict: PushCon
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     ref = f"refs/clone/unpushed/{stamp}"
     ws.run("update-ref", ref, ours)
-    ws.run("checkout", "--quiet", "--force", "-B", branch, f"{remote}/{branch}")
     record_incident(ws, branch, repo_name, memory.Incident(
         kind="push-conflict",
         title=f"pass commits did not rebase onto {branch}",
