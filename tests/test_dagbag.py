@@ -24,17 +24,16 @@ def test_fleet_dag_shape():
     dag = build_fleet_dag(schedule="@daily")
     assert dag.dag_id == "clone_fleet" and dag.max_active_runs == 1 and dag.catchup is False
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"discover", "repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "repo.land", "summary",
+    assert set(tasks) == {"discover", "repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "summary",
                           "more_cycles", "next_cycle"}
     edges = {(up, t.task_id) for t in dag.tasks for up in t.upstream_task_ids}
     assert edges == {("discover", "repo.agent_pass"), ("repo.agent_pass", "repo.push"),
-                     ("repo.push", "repo.ci_wait"), ("repo.ci_wait", "repo.autofix"), ("repo.autofix", "repo.land"),
-                     ("repo.push", "repo.land"), ("repo.ci_wait", "repo.land"),
-                     ("discover", "summary"), ("repo.land", "summary"), ("repo.land", "more_cycles"),
+                     ("repo.push", "repo.ci_wait"), ("repo.ci_wait", "repo.autofix"),
+                     ("discover", "summary"), ("repo.autofix", "summary"), ("repo.autofix", "more_cycles"),
                      ("more_cycles", "next_cycle")}
     assert tasks["summary"].trigger_rule == "all_done"
     assert tasks["repo.agent_pass"].pool == AGENT_POOL and tasks["repo.autofix"].pool == AGENT_POOL
-    for task_id in ("repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "repo.land"):
+    for task_id in ("repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix"):
         assert tasks[task_id].map_index_template == "{{ clone_repo }}"
 
 
@@ -47,3 +46,4 @@ def test_schedule_from_env(monkeypatch):
     assert schedule_from_env() is None
     monkeypatch.setenv("CLONE_SCHEDULE", "@hourly")
     assert schedule_from_env() == "@hourly"
+

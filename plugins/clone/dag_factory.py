@@ -26,7 +26,7 @@ from clone.github import pulls
 from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
-from clone.operators.land import CloneLandOperator, work_branch
+from clone.operators.land import work_branch
 from clone.params import fleet_params, run_settings
 from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
@@ -145,8 +145,9 @@ def push(pass_result: dict[str, Any]) -> dict[str, Any]:
     ws = Git(Path(pass_result["workdir"]), identity(settings))
     mode = pass_result.get("push_mode", "direct")
     target = pass_result["branch"] if mode == "direct" else work_branch(repo, context["run_id"])
-    if mode == "pr" and not pass_result.get("github"):
-        raise ConfigError(f"{repo}: push_mode pr needs a GitHub repo ('github: owner/name' in repos.yaml)")
+    if mode != "direct" and not pass_result.get("github"):
+        raise ConfigError(f"{repo}: push_mode {mode} needs GitHub CI ('github: owner/name' in repos.yaml); "
+                          "without it nothing could say the work is green")
     try:
         sha = push_branch(ws, target)
     except PushConflict as e:
@@ -166,18 +167,16 @@ def push(pass_result: dict[str, Any]) -> dict[str, Any]:
 
 @task_group(group_id="repo")
 def repo_chain(repo: dict[str, Any]) -> None:
-    """agent pass -> push -> CI wait -> autofix -> land, for one repo."""
+    """agent pass -> push -> CI wait -> autofix (which also lands gated/pr work once CI is green)."""
     pushed = push(agent_pass(repo))
     ci = GitHubCIWaitOperator(task_id="ci_wait", push_result=pushed)
-    autofix = CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
-    # land runs when at least one link before it succeeded and none failed (e.g. no CI: push only).
-    [pushed, ci, autofix] >> CloneLandOperator(task_id="land")
+    CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
 
 
 def last_results(ti: Any, count: int) -> list[dict[str, Any] | None]:
     """Per repo, the result of the last task of its chain that returned one (each adds to the previous)."""
     results: list[dict[str, Any] | None] = [None] * count
-    for step in ("land", "autofix", "ci_wait", "push", "agent_pass"):
+    for step in ("autofix", "ci_wait", "push", "agent_pass"):
         missing = [i for i, r in enumerate(results) if r is None]
         if not missing:
             break

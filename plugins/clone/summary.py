@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-CHAIN = ("agent_pass", "push", "ci_wait", "autofix", "land")
+CHAIN = ("agent_pass", "push", "ci_wait", "autofix")
 FAILED_STATES = {"failed", "upstream_failed"}
 COLUMNS = ("repo", "pass", "verification", "commits", "CI", "autofix", "tokens", "duration", "CI run", "result")
 

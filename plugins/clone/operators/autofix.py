@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
-from clone import guards, memory, prompts
+from clone import budget, guards, memory, prompts
 from clone.agents import AgentRun, build_agent
 from clone.controls import skip_if_paused
-from clone.errors import CIFailed, CloneError
+from clone.errors import AgentError, CIFailed, CloneError
 from clone.git_ops import Git
 from clone.github.api import GitHubApi
 from clone.github.ci import failure_report
 from clone.github.connection import endpoint_for
-from clone.operators.ci import REPO_LABEL, CIWatchMixin, label, log_ci_event
-from clone.passes import commit_message, read_docs
+from clone.operators.ci import REPO_LABEL, label, log_ci_event
+from clone.operators.land import LandMixin
+from clone.passes import commit_message, keep_work, read_docs, restore_protected, snapshot_protected
 from clone.push import commit_and_push, push_branch, record_incident
 from clone.params import run_settings
 from clone.settings import Settings
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 GREEN_OUTCOMES = ("success", "no_ci")
 
 
-class CloneAutofixOperator(CIWatchMixin, BaseOperator):
+class CloneAutofixOperator(LandMixin, BaseOperator):
     """When CI failed for the commit this chain pushed, let the agent fix it, at most N times."""
 
     template_fields = ("ci_result",)
@@ -46,7 +46,7 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         label(context, result["repo"])
         ci = result["ci"]
         if ci["status"] in GREEN_OUTCOMES:
-            raise AirflowSkipException(f"{result['repo']}: CI {ci['status']}; nothing to fix")
+            return self.finish_chain(context, result)
         if ci["sha"] != result.get("pushed_sha"):
             raise CloneError(f"{result['repo']}: CI failed for {ci['sha'][:12]}, which this run did not push; "
                              "autofix only fixes commits it pushed")
@@ -104,15 +104,19 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         settings = run_settings(context)
         if event["echo"].get("rerun"):
             if event["status"] in GREEN_OUTCOMES:
-                log.warning("CI: green on re-run: the failure was flaky; recorded in PROJECT_MEMORY.md, no autofix")
+                log.warning("CI: green on re-run: the failure was flaky; no autofix")
                 self._record_flaky(settings, context, event)
-                return {**result, "ci": event, "autofix_attempts": 0, "flaky": True}
+                flaky = {**result, "ci": event, "autofix_attempts": 0, "flaky": True}
+                return flaky if result.get("push_mode", "direct") == "direct" else self.finish_chain(context, flaky)
             if event["status"] in ("timeout", "error"):
                 raise CloneError(f"{result['repo']}: {event['message']}")
             return self._first_attempt(settings, context, event)
         if event["status"] in GREEN_OUTCOMES:
             log.info("autofix: CI is %s after %d attempt(s) on %s", event["status"], attempt, result["repo"])
-            return {**result, "ci": event, "autofix_attempts": attempt}
+            fixed = {**result, "ci": event, "autofix_attempts": attempt}
+            if result.get("push_mode", "direct") == "direct":
+                return fixed
+            return self.finish_chain(context, fixed)
         if event["status"] in ("timeout", "error"):
             raise CloneError(f"{result['repo']}: {event['message']}")
         if attempt >= settings.autofix_max_attempts:
@@ -145,14 +149,28 @@ class CloneAutofixOperator(CIWatchMixin, BaseOperator):
         prompt = prompts.build_autofix_prompt(
             texts, repo_name=repo, sha=sha, attempt=attempt, max_attempts=settings.autofix_max_attempts,
             failure_report=report, docs=read_docs(ws.path), include_agents_md=settings.agent != "codex")
-        agent_result = build_agent(settings).run(
-            AgentRun(workdir=ws.path, prompt=prompt, repo_name=repo, pass_kind="autofix"))
+        skip_if_paused(repo)  # checked again on every attempt: a resumed task may find the switch on
+        before = snapshot_protected(ws.path)
+        try:
+            agent_result = build_agent(settings).run(
+                AgentRun(workdir=ws.path, prompt=prompt, repo_name=repo, pass_kind="autofix"))
+        except AgentError as e:
+            failed = getattr(e, "result", None)
+            budget.record(settings.workspace, run_id, repo, "autofix", failed.total_tokens if failed else 0)
+            restore_protected(ws.path, before, run_id)
+            ref = keep_work(ws, ws.snapshot_tree(), sha, "autofix-failed")
+            self._give_up(settings, context, ci, attempts=attempt,
+                          why=f"the autofix agent failed ({e}); its partial work is kept at {ref}")
+        budget.record(settings.workspace, run_id, repo, "autofix", agent_result.total_tokens)
+        incidents = restore_protected(ws.path, before, run_id)
+        for incident in incidents:
+            memory.append_incident(ws.path, repo, incident)
         tree = ws.snapshot_tree()
         findings = guards.scan(ws, sha, tree, guards.GuardPolicy.from_settings(settings))
         if findings:
             log.warning("guards on the fix:\n%s", guards.render(findings))
         if guards.blocking(findings):
-            ws.run("reset", "--quiet", "--hard", sha)
+            keep_work(ws, tree, sha, "autofix-blocked")
             self._give_up(settings, context, ci, attempts=attempt,
                           why=f"the guards blocked the agent's fix: {guards.render(guards.blocking(findings))}")
         fix = ws.commit_index(commit_message("autofix", repo, run_id, agent_result.last_message,

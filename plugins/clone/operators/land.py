@@ -1,4 +1,5 @@
-"""Landing the work of the ``gated`` and ``pr`` push modes once CI is green.
+"""Landing the work of the ``gated`` and ``pr`` push modes once CI is green (done by the autofix task,
+the last link of a repo's chain).
 
 gated: fast-forward the target branch to the green commit of the work branch (a plain,
 non-forced push, which git refuses unless it is a fast-forward). If the target moved
@@ -14,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowSkipException
 
 from clone import memory, verify
@@ -24,7 +24,7 @@ from clone.git_ops import Git
 from clone.github import pulls
 from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
-from clone.operators.ci import REPO_LABEL, CIWatchMixin, label, log_ci_event
+from clone.operators.ci import CIWatchMixin, label, log_ci_event
 from clone.params import run_settings
 from clone.passes import checks_for
 from clone.push import record_incident
@@ -33,9 +33,7 @@ from clone.workspace import identity
 
 log = logging.getLogger(__name__)
 
-GREEN = ("success", "no_ci")
 LAND_ATTEMPTS = 3
-CHAIN_TASKS = ("repo.autofix", "repo.ci_wait", "repo.push")
 
 
 def work_branch(repo: str, run_id: str) -> str:
@@ -43,47 +41,29 @@ def work_branch(repo: str, run_id: str) -> str:
     return f"clone/{repo}/" + re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")[:120]
 
 
-class CloneLandOperator(CIWatchMixin, BaseOperator):
-    """Land a green gated/pr chain; a no-op (skipped) in direct mode."""
+class LandMixin(CIWatchMixin):
+    """What the autofix task does with a chain whose CI is green: nothing in direct mode, land the work
+    branch in gated mode, describe (and maybe merge) the pull request in pr mode."""
 
-    ui_color = "#e0ffe8"
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("map_index_template", REPO_LABEL)
-        kwargs.setdefault("trigger_rule", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-        super().__init__(**kwargs)
-
-    def _chain_result(self, context: Any) -> dict[str, Any] | None:
-        ti = context["ti"]
-        for task_id in CHAIN_TASKS:  # the last link that returned something holds everything before it
-            value = ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index)
-            if value:
-                return value
-        return None
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        result = self._chain_result(context)
-        if not result or not result.get("pushed"):
-            raise AirflowSkipException("nothing was pushed; nothing to land")
-        label(context, result["repo"])
+    def finish_chain(self, context: Any, result: dict[str, Any]) -> dict[str, Any]:
         mode = result.get("push_mode", "direct")
         if mode == "direct":
-            raise AirflowSkipException(f"{result['repo']}: direct mode; {result['branch']} already has the work")
-        ci = result.get("ci") or {}
-        if ci and ci.get("status") not in GREEN:
-            raise CIFailed(f"{result['repo']}: CI is {ci.get('status')}; not landing")
+            raise AirflowSkipException(f"{result['repo']}: CI {result['ci']['status']}; nothing to fix")
         settings = run_settings(context)
-        sha = ci.get("sha") or result["pushed_sha"]
+        ci = result["ci"]
         if mode == "pr":
-            return self._finish_pr(settings, result, ci, sha)
-        return self._land(settings, context, result, sha, result["push_branch"], attempt=1)
+            return self._finish_pr(settings, result, ci, ci["sha"])
+        if ci["status"] != "success":
+            raise CIFailed(f"{result['repo']}: gated mode lands only on a green CI run, and CI said "
+                           f"{ci['status']}: {ci['message']}. The work stays on {result['push_branch']}.")
+        return self._land(settings, context, result, ci["sha"], result["push_branch"], attempt=1)
 
-    def ci_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        result = self._chain_result(context)
+    def land_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        result = self.ci_result  # type: ignore[attr-defined]
         label(context, result["repo"])
         log_ci_event(event)
         echo = event["echo"]
-        if event["status"] not in GREEN:
+        if event["status"] != "success":
             raise CIFailed(f"{result['repo']}: CI is {event['status']} after rebasing onto {result['branch']} "
                            f"({event['message']}); not landing. The work stays on {echo['work']}.")
         return self._land(run_settings(context), context, result, event["sha"], echo["work"], int(echo["attempt"]))
@@ -121,8 +101,8 @@ class CloneLandOperator(CIWatchMixin, BaseOperator):
                 context=f"run {context['run_id']}; the work stays on {work}"), context["run_id"])
             raise
         entry = RepoEntry.from_dict(result["entry"])
-        results = verify.run_checks(ws.path, checks_for(entry, ws.path),
-                                    timeout_seconds=settings.verify_timeout_minutes * 60)
+        results = [] if settings.verify_policy == "off" else verify.run_checks(
+            ws.path, checks_for(entry, ws.path), timeout_seconds=settings.verify_timeout_minutes * 60)
         if not all(r.ok for r in results) and settings.verify_policy == "block":
             raise CloneError(f"{result['repo']}: checks are red after rebasing onto {target}; not landing:\n"
                              f"{verify.summarize(results)}")
@@ -132,18 +112,17 @@ class CloneLandOperator(CIWatchMixin, BaseOperator):
         new_work = f"{result['push_branch']}-rebased-{attempt}"
         ws.run("push", "--quiet", "origin", f"{rebased}:refs/heads/{new_work}", timeout=600)
         ws.run("push", "--quiet", "origin", "--delete", work, check=False)
-        if not result.get("github"):
-            return self._land(settings, context, result, rebased, new_work, attempt + 1)
-        event = self.watch_ci(settings, result["github"], rebased, method_name="ci_done",
+        event = self.watch_ci(settings, result["github"], rebased, method_name="land_done",
                               echo={"attempt": attempt + 1, "work": new_work})
-        return self.ci_done(context, event)
+        return self.land_done(context, event)
 
     def _finish_pr(self, settings: Settings, result: dict[str, Any], ci: dict[str, Any], sha: str) -> dict[str, Any]:
         number = result["pull"]["number"]
         with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
             pulls.update_body(api, result["github"], number, pulls.render_body(result, ci))
-            if not settings.pr_automerge:
-                log.info("PR #%s is green; CLONE_PR_AUTOMERGE=0 leaves the merge to a person: %s", number,
+            if not settings.pr_automerge or ci.get("status") != "success":
+                log.info("PR #%s: CI %s; %s leaves the merge to a person: %s", number, ci.get("status"),
+                         "CLONE_PR_AUTOMERGE=0" if not settings.pr_automerge else "no green CI run",
                          result["pull"].get("html_url"))
                 return result
             merged = pulls.merge(api, result["github"], number, sha)
