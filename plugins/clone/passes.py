@@ -72,6 +72,18 @@ def restore_protected(workdir: Path, before: Protected, run_id: str) -> list[mem
     return incidents
 
 
+def keep_work(git: Git, tree: str, parent: str, label: str) -> str:
+    """Keep ``tree`` as a commit under ``refs/clone/<label>/<time>``, reset the work tree to ``parent``,
+    and return the ref: work that must not be pushed is never thrown away either."""
+    commit = git.out("commit-tree", tree, "-p", parent, "-m", f"clone: {label} (not pushed)")
+    ref = f"refs/clone/{label}/{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    git.run("update-ref", ref, commit)
+    git.run("reset", "--quiet", "--hard", parent)
+    git.run("clean", "-ffd", "--quiet")
+    log.warning("the work was not pushed; it is kept in %s at %s", git.path, ref)
+    return ref
+
+
 def read_docs(workdir: Path) -> dict[str, str]:
     return {doc: memory.read_doc(workdir, doc) for doc in memory.DOCS}
 
@@ -151,14 +163,7 @@ class Pass:
             memory.append_incident(path.parent, self.entry.name, incident)
 
     def _abandon(self, label: str, tree: str) -> str:
-        """Keep the pass's work under a ref, reset the workspace to the base, and return the ref."""
-        commit = self.git.out("commit-tree", tree, "-p", self.ws.base_sha, "-m", f"clone: {label} (not pushed)")
-        ref = f"refs/clone/{label}/{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
-        self.git.run("update-ref", ref, commit)
-        self.git.run("reset", "--quiet", "--hard", self.ws.base_sha)
-        self.git.run("clean", "-ffd", "--quiet")
-        log.warning("pass: the work was not pushed; it is kept in %s at %s", self.workdir, ref)
-        return ref
+        return keep_work(self.git, tree, self.ws.base_sha, label)
 
     # -- the pass --------------------------------------------------------------------------------
     def stop_reason(self) -> str | None:
