@@ -2,7 +2,8 @@
 
 README, "One pass per repo, backfills": ``airflow backfill create --dag-id clone_fleet ...`` (scheduler
 running, DAG unpaused) makes one run per day, each labelled with its logical date, each working on the repo
-as it is now, respecting the per-repo lease, and ``max_active_runs=1`` makes them run one after another.
+as it is now, respecting the per-repo lease, and ``--max-active-runs 1`` makes them run one after another
+(a backfill ignores the DAG's own ``max_active_runs``).
 README, "The run summary": ``summary`` sets its table as the run's note through the public REST API with
 the standalone's generated admin password.
 

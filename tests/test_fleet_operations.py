@@ -126,3 +126,12 @@ def test_max_hours_deadline_and_busy_repo_skip(fleet, clone_env):
     assert "the MAX_HOURS deadline" in output and "has passed; no new pass starts" in output
     assert agent_calls(clone_env["agent_log"]) == []
     assert log_subjects(remotes["alpha"]) == ["initial"]
+
+
+@pytest.mark.slow
+def test_unknown_conf_key_is_a_clear_error_and_nothing_runs(fleet, clone_env):
+    env, remotes = fleet
+    code, output = dags_test(env, {"dryrun": True})
+    assert code != 0 and "dag_run.conf: unknown key(s) dryrun; the known params are" in output
+    assert agent_calls(clone_env["agent_log"]) == []
+    assert log_subjects(remotes["alpha"]) == ["initial"]

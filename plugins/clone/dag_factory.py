@@ -73,6 +73,11 @@ def lease_ttl(settings: Settings) -> float:
 def discover_repos() -> list[dict[str, Any]]:
     """Scan CLONE_CODE_ROOT, merge new checkouts into repos.yaml, return the enabled entries."""
     context = get_current_context()
+    declared = set(context["dag"].params)  # context["params"] also holds undeclared conf keys
+    unknown = sorted(set(context["dag_run"].conf or {}) - declared - {CYCLE_KEY, DEADLINE_KEY})
+    if unknown:
+        raise ConfigError(f"dag_run.conf: unknown key(s) {', '.join(unknown)}; the known params are "
+                          f"{', '.join(sorted(declared))}")
     settings = run_settings(context)
     found = discover(settings.code_root, settings.active_days)
     log.info("discover: %d checkout(s) under %s with a commit in the last %d day(s)",
@@ -173,15 +178,14 @@ def repo_chain(repo: dict[str, Any]) -> None:
     CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
 
 
-def last_results(ti: Any, count: int) -> list[dict[str, Any] | None]:
-    """Per repo, the result of the last task of its chain that returned one (each adds to the previous)."""
+def last_results(ti: Any, count: int, states: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """Per repo, the result of the last task of its chain that succeeded (each adds to the previous)."""
     results: list[dict[str, Any] | None] = [None] * count
     for step in ("autofix", "ci_wait", "push", "agent_pass"):
-        missing = [i for i, r in enumerate(results) if r is None]
-        if not missing:
-            break
-        for index, value in zip(missing, ti.xcom_pull(task_ids=f"repo.{step}", map_indexes=missing)):
-            results[index] = value
+        wanted = [i for i, r in enumerate(results) if r is None and states.get(f"repo.{step}_{i}") == "success"]
+        if wanted:
+            for index, value in zip(wanted, ti.xcom_pull(task_ids=f"repo.{step}", map_indexes=wanted)):
+                results[index] = value
     return results
 
 
@@ -197,7 +201,8 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     if released:
         log.info("released %d repo lease(s)", len(released))
     states = ti.get_task_states(dag_id=ti.dag_id, task_group_id="repo", run_ids=[ti.run_id])
-    rows = repo_rows(repos, states.get(ti.run_id, {}), last_results(ti, len(repos)))
+    run_states = states.get(ti.run_id, {})
+    rows = repo_rows(repos, run_states, last_results(ti, len(repos), run_states))
     table = render_table(rows)
     log.info("run summary:\n%s", table)
     why_not = set_run_note(ti.dag_id, ti.run_id, table)

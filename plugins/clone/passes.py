@@ -252,6 +252,8 @@ class Pass:
             return agent_tree, [], "off"
         timeout = self.settings.verify_timeout_minutes * 60
         results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout)
+        if not results:
+            return agent_tree, [], "no checks"
         if all(r.ok for r in results):
             return agent_tree, [r.to_dict() for r in results], "passed"
         if policy == "warn":
