@@ -253,7 +253,8 @@ def test_secrets_are_masked_and_lines_logged(tmp_path, caplog, monkeypatch):
     check = verify.checks_from_config(
         [f"sh -c 'echo using {token}; echo pw=$MY_SERVICE_PASSWORD; echo done'"])[0]
     caplog.set_level(logging.INFO, logger="clone.verify")
-    [result] = verify.run_checks(tmp_path, [check], timeout_seconds=10)
+    env = verify.default_env(passthrough=("MY_SERVICE_PASSWORD",))
+    [result] = verify.run_checks(tmp_path, [check], timeout_seconds=10, env=env)
     assert result.ok
     assert result.output_tail == "using ***\npw=***\ndone"
     logged = [r.getMessage() for r in caplog.records if r.name == "clone.verify"]
@@ -262,18 +263,23 @@ def test_secrets_are_masked_and_lines_logged(tmp_path, caplog, monkeypatch):
     assert any(line.startswith("verify: 1/1 check(s) passed") for line in logged)
 
 
-def test_default_env_drops_airflow_and_github_secrets(tmp_path, monkeypatch):
+def test_default_env_is_an_allowlist_without_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_GITHUB_DEFAULT", "secret-conn")
     monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
     monkeypatch.setenv("GH_TOKEN", "secret-token")
     monkeypatch.setenv("CLONE_WORKSPACE", "/nope")
     monkeypatch.setenv("KEEP_ME", "kept")
+    monkeypatch.setenv("OPENAI_API_KEY", "model-key")
+    monkeypatch.setenv("GOPATH", "/go")
     monkeypatch.delenv("CI", raising=False)
     script = ("echo ${AIRFLOW_CONN_GITHUB_DEFAULT:-no-conn} ${GITHUB_TOKEN:-no-gh} ${GH_TOKEN:-no-gh} "
-              "${CLONE_WORKSPACE:-no-clone} $KEEP_ME ci=$CI go=$GOPROXY")
+              "${CLONE_WORKSPACE:-no-clone} ${KEEP_ME:-no-keep} ${OPENAI_API_KEY:-no-key} $GOPATH ci=$CI go=$GOPROXY")
     check = Check("env", ("sh", "-c", script), "test", env=(("GOPROXY", "off"),))
     [result] = verify.run_checks(tmp_path, [check], timeout_seconds=10)
-    assert result.output_tail == "no-conn no-gh no-gh no-clone kept ci=true go=off"
+    assert result.output_tail == "no-conn no-gh no-gh no-clone no-keep no-key /go ci=true go=off"
+    [result] = verify.run_checks(tmp_path, [check], timeout_seconds=10,
+                                 env=verify.default_env(passthrough=("KEEP_ME", "GITHUB_TOKEN")))
+    assert result.output_tail.split()[:5] == ["no-conn", "no-gh", "no-gh", "no-clone", "kept"]
 
 
 def test_no_checks_is_an_empty_result(tmp_path):

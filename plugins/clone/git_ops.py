@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from clone import runner
+from clone import environment, runner
 from clone.errors import GitError, PushConflict
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ def redact_url(text: str | None) -> str:
     return _CREDENTIALS_IN_URL.sub("://***@", text or "")
 #: Variables a user's git set-up legitimately needs (ssh agents, askpass helpers, proxies).
 _KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY"}
-_SECRET_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__")
 _ALWAYS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "commit.gpgsign=false",
            "-c", "tag.gpgsign=false",
            "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main")
@@ -44,14 +43,8 @@ class Identity:
 
 def git_env(identity: Identity | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment git runs with: the worker's, minus redirecting GIT_* vars and Airflow secrets."""
-    base = os.environ if base is None else base
-    env = {
-        key: value
-        for key, value in base.items()
-        if not (key.startswith("GIT_") and key not in _KEEP_GIT_VARS)
-        and not key.startswith(_SECRET_PREFIXES)
-        and key not in ("GITHUB_TOKEN", "GH_TOKEN")
-    }
+    env = {key: value for key, value in environment.without_secrets(base).items()
+           if not (key.startswith("GIT_") and key not in _KEEP_GIT_VARS)}
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
     if identity is not None:
         env.update(

@@ -251,7 +251,8 @@ class Pass:
         if policy == "off":
             return agent_tree, [], "off"
         timeout = self.settings.verify_timeout_minutes * 60
-        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout)
+        env = verify.default_env(passthrough=self.settings.agent_env_passthrough)
+        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env)
         if not results:
             return agent_tree, [], "no checks"
         if all(r.ok for r in results):
@@ -273,7 +274,7 @@ class Pass:
         except AgentError:
             log.warning("the fix attempt failed too")
         agent_tree = self.git.snapshot_tree()
-        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout)
+        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env)
         if all(r.ok for r in results):
             return agent_tree, [r.to_dict() for r in results], "passed after fix"
         ref = self._abandon("red", agent_tree)

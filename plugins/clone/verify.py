@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from clone import runner
+from clone import environment, runner
 from clone.errors import CommandError, ConfigError
 from clone.redact import mask_secrets
 
@@ -35,9 +35,6 @@ _MAKE_TARGETS = {"lint": ("lint",), "test": ("test", "check"), "build": ("build"
 _RULE = re.compile(r"^(?P<targets>[^\s:=#][^:=#]*?)\s*::?(?![:=])")
 _NPM_PLACEHOLDER = re.compile(r"no test specified")
 _SHELL_TOKENS = {"&&", "||", "|", ";", ">", ">>", "<", "&"}
-_SCRUBBED_PREFIXES = ("AIRFLOW_", "CLONE_")
-_SCRUBBED_NAMES = {"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN", "PYTHONPATH",
-                   "PYTHONHOME", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"}
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 # Keep package managers off the network: these checks verify, they never fetch.
 _NPM_ENV = (("npm_config_offline", "true"), ("npm_config_update_notifier", "false"))
@@ -201,12 +198,10 @@ def checks_from_config(commands: list[str]) -> list[Check]:
 
 # -- running them ----------------------------------------------------------------------------
 
-def default_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The worker's environment minus Airflow's and Clone's settings, GitHub tokens and path redirects."""
-    base = os.environ if base is None else base
-    env = {k: v for k, v in base.items()
-           if not k.startswith(_SCRUBBED_PREFIXES) and k not in _SCRUBBED_NAMES}
-    env.setdefault("PATH", os.defpath)
+def default_env(base: Mapping[str, str] | None = None, passthrough: tuple[str, ...] = ()) -> dict[str, str]:
+    """The checks' environment: an allowlist (toolchain locations, no model keys, no Airflow or GitHub
+    secrets) plus the agent's passthrough names. The checks run code the agent wrote."""
+    env = environment.allowlisted((*environment.CHECK_ALLOWLIST, *passthrough), base)
     env.setdefault("CI", "true")  # test runners stay non-interactive (no watch mode, no prompts)
     return env
 

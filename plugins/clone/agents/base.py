@@ -10,25 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clone import runner
+from clone import environment, runner
 from clone.errors import AgentError, ConfigError
 
 log = logging.getLogger("clone.agent")
 
 PASS_KINDS = ("pass", "autofix", "bootstrap")
-#: The only variables of the worker's environment an agent sees (plus CLONE_AGENT_ENV_PASSTHROUGH).
-ENV_ALLOWLIST = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
-    "CODEX_HOME", "OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID",
-    "OPENAI_ORGANIZATION", "OPENAI_PROJECT", "AZURE_OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "CLAUDE_CONFIG_DIR",
-    "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_MAX_RETRIES",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-)
-#: Never handed to an agent, even when listed in CLONE_AGENT_ENV_PASSTHROUGH.
-_FORBIDDEN_PREFIXES = ("AIRFLOW_", "AIRFLOW__", "CLONE_")
-_FORBIDDEN_NAMES = {"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN"}
+ENV_ALLOWLIST = environment.AGENT_ALLOWLIST
 #: argv strings longer than this go through stdin instead (Linux caps one argument at 128 KiB).
 MAX_PROMPT_ARG_BYTES = 100_000
 
@@ -71,7 +59,7 @@ class AgentResult:
 
 def validate_passthrough(names: tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
-        if name in _FORBIDDEN_NAMES or name.startswith(_FORBIDDEN_PREFIXES):
+        if environment.is_forbidden(name):
             raise ConfigError(
                 f"CLONE_AGENT_ENV_PASSTHROUGH: {name} may not be handed to the agent "
                 "(Airflow secrets, Clone's own settings and GitHub tokens never are)"
@@ -82,10 +70,7 @@ def validate_passthrough(names: tuple[str, ...]) -> tuple[str, ...]:
 def agent_env(run: AgentRun, prompt_file: Path, passthrough: tuple[str, ...],
               base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The agent's whole environment: the allowlist, LC_*, the passthrough names, the contract vars."""
-    base = os.environ if base is None else base
-    wanted = set(ENV_ALLOWLIST) | set(validate_passthrough(passthrough))
-    env = {k: v for k, v in base.items() if k in wanted or k.startswith("LC_")}
-    env.setdefault("PATH", os.defpath)
+    env = environment.allowlisted((*ENV_ALLOWLIST, *validate_passthrough(passthrough)), base)
     env.update(
         CLONE_PROMPT_FILE=str(prompt_file),
         CLONE_REPO_NAME=run.repo_name,
