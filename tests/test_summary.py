@@ -81,3 +81,10 @@ def test_note_is_set_through_the_public_api(tmp_path, monkeypatch):
         assert "no API credentials" in set_run_note("clone_fleet", "r", "x")
     finally:
         server.shutdown()
+
+
+def test_red_ci_left_unfixed_fails_the_row():
+    states = {"repo.agent_pass_0": "success", "repo.push_0": "success", "repo.ci_wait_0": "success",
+              "repo.autofix_0": "skipped"}
+    rows = repo_rows([{"name": "a"}], states, [{"changed": True, "pushed": True, "ci": {"status": "failure"}}])
+    assert rows[0]["failed"]

@@ -64,9 +64,12 @@ def run_deadline(context: Any, settings: Settings) -> float | None:
 
 def lease_ttl(settings: Settings) -> float:
     """How long a chain may hold its repo before its lease counts as abandoned."""
-    ci = settings.ci_timeout_minutes * 60 * (settings.autofix_max_attempts + 1)
-    agents = settings.agent_timeout_minutes * 60 * (settings.autofix_max_attempts + 2)
-    return ci + agents + 3600
+    # Every CI wait a chain can make (pass, re-run, each autofix, each gated landing) and every agent
+    # run (pass, verification fix, each autofix), plus checks and an hour of queueing.
+    waits = 2 + settings.autofix_max_attempts + 3
+    agents = 2 + settings.autofix_max_attempts
+    return (waits * settings.ci_timeout_minutes + agents * settings.agent_timeout_minutes
+            + 4 * settings.verify_timeout_minutes) * 60 + 3600
 
 
 @task(task_id="discover")
@@ -225,6 +228,11 @@ def more_cycles() -> dict[str, Any] | None:
     settings = run_settings(context)
     conf = dict(context["dag_run"].conf or {})
     cycle = int(conf.get(CYCLE_KEY, 1))
+    ti = context["ti"]
+    discovered = ti.get_task_states(dag_id=ti.dag_id, task_ids=["discover"], run_ids=[ti.run_id])
+    if discovered.get(ti.run_id, {}).get("discover") != "success":
+        log.info("cycle %d: discover did not succeed; no further cycle until that is fixed", cycle)
+        return None
     if cycle >= settings.max_cycles:
         log.info("cycle %d of %d: this was the last one", cycle, settings.max_cycles)
         return None

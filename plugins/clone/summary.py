@@ -40,7 +40,9 @@ def repo_rows(repos: Sequence[Mapping[str, Any]], states: Mapping[str, Any],
             "tokens": result.get("tokens", (result.get("agent") or {}).get("usage", {}).get("total_tokens", 0)),
             "duration": f"{(result.get('agent') or {}).get('duration', 0):.0f}s" if result.get("agent") else "-",
             "CI run": runs[-1].get("html_url") if runs else "-",
-            "failed": any(state in FAILED_STATES for state in chain.values()),
+            # A red CI that nothing fixed (autofix skipped by the kill switch, say) is a failure too.
+            "failed": any(state in FAILED_STATES for state in chain.values())
+            or (ci.get("status") == "failure" and chain["autofix"] != "success"),
             **{f"state_{step}": chain[step] for step in CHAIN},
         })
     return rows

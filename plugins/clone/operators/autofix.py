@@ -54,7 +54,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         settings = run_settings(context)
         if settings.ci_rerun_failed and self._rerun_failed_jobs(settings, ci):
             event = self.watch_ci(settings, result["github"], ci["sha"], method_name="ci_done",
-                                  echo={"attempt": 0, "rerun": True})
+                                  echo={"attempt": 0, "rerun": True}, check_first=False)
             return self.ci_done(context, event)
         return self._first_attempt(settings, context, ci)
 

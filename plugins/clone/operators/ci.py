@@ -33,18 +33,25 @@ class CIWatchMixin:
     """Check CI once in the worker; if it is not done, defer to :class:`GitHubCITrigger`."""
 
     def watch_ci(self, settings: Settings, repo: str, sha: str, *, method_name: str,
-                 echo: dict[str, Any] | None = None) -> dict[str, Any]:
-        """CI's verdict on ``sha`` now, or defer; ``method_name`` then gets ``event`` (with ``echo``)."""
+                 echo: dict[str, Any] | None = None, check_first: bool = True) -> dict[str, Any]:
+        """CI's verdict on ``sha`` now, or defer; ``method_name`` then gets ``event`` (with ``echo``).
+
+        ``check_first=False`` defers at once: right after asking for a re-run, GitHub may still list
+        the old, completed attempt, which must not be read as the verdict.
+        """
         now = time.time()
         watch = CIWatch(repo=repo, sha=sha, deadline=now + settings.ci_timeout_minutes * 60, started=now,
                         poll_seconds=settings.ci_poll_seconds,
                         start_grace_seconds=settings.ci_start_grace_seconds, echo=dict(echo or {}))
-        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
-            result = poll(api, watch)
-        if result.event is not None:
-            return result.event
+        note = "re-run requested"
+        if check_first:
+            with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+                result = poll(api, watch)
+            if result.event is not None:
+                return result.event
+            note = result.note
         log.info("CI %s@%s: %s; deferring (poll every %.0fs, deadline in %.0f min)", repo, sha[:12],
-                 result.note, settings.ci_poll_seconds, settings.ci_timeout_minutes)
+                 note, settings.ci_poll_seconds, settings.ci_timeout_minutes)
         self.defer(  # type: ignore[attr-defined]
             trigger=GitHubCITrigger(settings.github_conn_id, watch.to_dict()),
             method_name=method_name,
