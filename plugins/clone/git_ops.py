@@ -99,16 +99,9 @@ class Git:
         result = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         return result.stdout.strip() if result.ok else None
 
-    def current_branch(self) -> str | None:
-        result = self.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-        return result.stdout.strip() if result.ok else None
-
     def remote_url(self, remote: str) -> str | None:
         result = self.run("remote", "get-url", remote, check=False)
         return result.stdout.strip() if result.ok and result.stdout.strip() else None
-
-    def remotes(self) -> list[str]:
-        return self.out("remote").split()
 
     def remote_default_branch(self, remote: str) -> str | None:
         """The branch the remote's HEAD points at, asking the remote itself."""
@@ -119,14 +112,8 @@ class Git:
     def status_porcelain(self) -> str:
         return self.run("status", "--porcelain=v1", "--untracked-files=all").stdout
 
-    def is_dirty(self) -> bool:
-        return bool(self.status_porcelain().strip())
-
     def changed_files(self, base: str, head: str = "HEAD") -> list[str]:
         return [line for line in self.out("diff", "--name-only", f"{base}..{head}").splitlines() if line]
-
-    def commits_between(self, base: str, head: str = "HEAD") -> list[str]:
-        return self.out("rev-list", "--reverse", f"{base}..{head}").split()
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         return self.run("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
@@ -177,11 +164,6 @@ class Git:
         """Stage everything and commit with the bot identity; ``None`` when nothing changed."""
         self.run("add", "--all")
         return self.commit_index(message)
-
-    def push(self, remote: str, branch: str, ref: str = "HEAD") -> None:
-        """Push ``ref`` to ``remote``'s ``branch``. Never forced: a moved remote is an error."""
-        self.run("push", "--quiet", "--porcelain", remote, f"{ref}:refs/heads/{branch}",
-                 timeout=GIT_TIMEOUT_SECONDS * 2)
 
     def rebase(self, onto: str) -> None:
         """Rebase the current branch onto ``onto``; on conflict abort and raise PushConflict."""

@@ -22,9 +22,6 @@ from ruamel.yaml.error import YAMLError
 
 from clone.errors import ConfigError
 
-LOCK_TIMEOUT_SECONDS = 60.0
-
-
 def _round_trip() -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
