@@ -109,9 +109,6 @@ class Git:
         match = re.search(r"^ref: refs/heads/(\S+)\s+HEAD", result.stdout, re.MULTILINE)
         return match.group(1) if result.ok and match else None
 
-    def status_porcelain(self) -> str:
-        return self.run("status", "--porcelain=v1", "--untracked-files=all").stdout
-
     def changed_files(self, base: str, head: str = "HEAD") -> list[str]:
         return [line for line in self.out("diff", "--name-only", f"{base}..{head}").splitlines() if line]
 
