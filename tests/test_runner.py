@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,35 @@ def test_handler_can_stop_the_process(tmp_path):
 def test_missing_program_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="cannot start 'no-such-program-xyz'"):
         runner.run(["no-such-program-xyz"], cwd=tmp_path, env=ENV, timeout=5)
+
+
+def test_a_killed_caller_takes_its_command_with_it(tmp_path):
+    """The task process dying, even by SIGKILL, must not leave the agent running on its own."""
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "child.pid"
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n")
+    caller = tmp_path / "caller.py"
+    caller.write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(Path(runner.__file__).parents[1])!r})\n"
+        "from clone import runner\n"
+        f"runner.run([sys.executable, {str(sleeper)!r}], cwd={str(tmp_path)!r}, "
+        "env={'PATH': os.environ['PATH']}, timeout=300)\n")
+    proc = subprocess.Popen([sys.executable, str(caller)])
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the command {child} outlived its killed caller")

@@ -7,12 +7,15 @@ line by line as it is produced so that it can stream into the Airflow task log.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import dataclasses
 import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -28,6 +31,27 @@ log = logging.getLogger(__name__)
 LineHandler = Callable[[str, str], bool | None]
 
 _KILL_GRACE_SECONDS = 5.0
+#: Process groups started by this process and still running: killed when it exits or is killed.
+_LIVE: dict[int, subprocess.Popen] = {}
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: have the kernel SIGKILL the child when the task process dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def kill_running() -> None:
+    """Kill every process group this process started that is still running (task kill, exit)."""
+    for proc in list(_LIVE.values()):
+        _kill_group(proc)
+    _LIVE.clear()
+
+
+atexit.register(kill_running)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +123,21 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # own process group: a timeout kills the whole tree
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     except OSError as e:
         raise error_class(f"cannot start {argv[0]!r} in {cwd}: {e}", argv=argv) from e
+    _LIVE[proc.pid] = proc
+    try:
+        return _supervise(proc, argv, cwd, timeout, stdin, on_line, check, max_capture_lines, error_class, started)
+    finally:
+        _LIVE.pop(proc.pid, None)
+
+
+def _supervise(proc: subprocess.Popen, argv: tuple[str, ...], cwd: Path | str, timeout: float, stdin: str | None,
+               on_line: LineHandler | None, check: bool, max_capture_lines: int | None,
+               error_class: type[CommandError], started: float) -> CommandResult:
+    """Stream ``proc``'s output, enforce the timeout and stop requests, and build the result."""
 
     buffers = {"stdout": deque(maxlen=max_capture_lines), "stderr": deque(maxlen=max_capture_lines)}
     stop_requested = threading.Event()

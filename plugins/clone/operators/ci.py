@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
+from clone import runner
 from clone.errors import CloneError
 from clone.github.api import GitHubApi
 from clone.github.ci import CIWatch, poll
@@ -31,6 +32,10 @@ def label(context: Any, repo: str) -> None:
 
 class CIWatchMixin:
     """Check CI once in the worker; if it is not done, defer to :class:`GitHubCITrigger`."""
+
+    def on_kill(self) -> None:
+        """A killed task takes its agent and check processes with it."""
+        runner.kill_running()
 
     def watch_ci(self, settings: Settings, repo: str, sha: str, *, method_name: str,
                  echo: dict[str, Any] | None = None, check_first: bool = True) -> dict[str, Any]:
