@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from clone.params import fleet_params, run_settings
 from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
 from clone.settings import AGENT_POOL, Settings
+from clone.settings import schedule_from_env as settings_schedule
 from clone.run_note import set_run_note
 from clone.summary import render_table, repo_rows
 from clone.workspace import identity
@@ -43,12 +43,15 @@ DEFAULT_SCHEDULE = Settings.schedule
 CYCLE_KEY, DEADLINE_KEY = "_clone_cycle", "_clone_deadline"
 
 
+#: What every Clone DAG shares: no catchup (backfills are explicit), one run at a time, no retries
+#: (a pass is not idempotent; the next cycle is the retry).
+DAG_DEFAULTS: dict[str, Any] = {"start_date": START_DATE, "catchup": False, "max_active_runs": 1,
+                                "default_args": {"retries": 0}}
+
+
 def schedule_from_env() -> str | None:
     """``CLONE_SCHEDULE`` (a cron expression or preset such as ``@hourly``; ``none`` = manual only)."""
-    value = os.environ.get("CLONE_SCHEDULE", "").strip()
-    if not value:
-        return DEFAULT_SCHEDULE
-    return None if value.lower() in ("none", "null") else value
+    return settings_schedule("CLONE_SCHEDULE", DEFAULT_SCHEDULE)
 
 
 def run_deadline(context: Any, settings: Settings) -> float | None:
@@ -249,17 +252,7 @@ def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAU
                     doc_md: str | None = None) -> DAG:
     """The fleet DAG: discover -> (per repo, mapped) agent pass -> push -> CI wait -> autofix -> summary."""
 
-    @dag(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        doc_md=doc_md,
-        tags=["clone"],
-        params=fleet_params(),
-        default_args={"retries": 0},
-    )
+    @dag(dag_id=dag_id, schedule=schedule, doc_md=doc_md, tags=["clone"], params=fleet_params(), **DAG_DEFAULTS)
     def clone_fleet() -> None:
         repos = discover_repos()
         chains = repo_chain.expand(repo=repos)

@@ -8,7 +8,6 @@ are NEW, TRIAGED, or BLOCKED with a ``retry_at`` that has come. A failing idea n
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,13 +16,13 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from clone import bootstrap as steps
 from clone.controls import skip_if_paused
-from clone.dag_factory import START_DATE
+from clone.dag_factory import DAG_DEFAULTS
 from clone.errors import CloneError
 from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
 from clone.ideas import BLOCKED, STATUSES, Idea, load_ideas
 from clone.operators.ci import REPO_LABEL, label
-from clone.settings import AGENT_POOL, Settings, load_settings
+from clone.settings import AGENT_POOL, Settings, load_settings, schedule_from_env
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +31,7 @@ DEFAULT_IDEAS_SCHEDULE = Settings.ideas_schedule
 
 def ideas_schedule_from_env() -> str | None:
     """``CLONE_IDEAS_SCHEDULE`` (a cron expression or preset; ``none`` = manual runs only)."""
-    value = os.environ.get("CLONE_IDEAS_SCHEDULE", "").strip()
-    if not value:
-        return DEFAULT_IDEAS_SCHEDULE
-    return None if value.lower() in ("none", "null") else value
+    return schedule_from_env("CLONE_IDEAS_SCHEDULE", DEFAULT_IDEAS_SCHEDULE)
 
 
 @task(task_id="intake")
@@ -149,16 +145,7 @@ def build_ideas_dag(*, dag_id: str = "clone_ideas", schedule: str | None = DEFAU
                     doc_md: str | None = None) -> DAG:
     """The ideas DAG: intake -> (per idea, mapped) triage -> bootstrap -> publish -> enrol -> summary."""
 
-    @dag(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        doc_md=doc_md,
-        tags=["clone", "ideas"],
-        default_args={"retries": 0},
-    )
+    @dag(dag_id=dag_id, schedule=schedule, doc_md=doc_md, tags=["clone", "ideas"], **DAG_DEFAULTS)
     def clone_ideas() -> None:
         worked = intake()
         idea_chain.expand(idea=worked) >> summary(worked)

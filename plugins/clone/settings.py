@@ -96,6 +96,14 @@ class Settings:
         return out
 
 
+def schedule_from_env(variable: str, default: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """A DAG's schedule from ``variable`` (cron or preset; ``none`` = manual runs only), read at parse time."""
+    value = (os.environ if env is None else env).get(variable, "").strip()
+    if not value:
+        return default
+    return None if value.lower() in ("none", "null") else value
+
+
 def _airflow_home(env: Mapping[str, str]) -> Path:
     return Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow").expanduser()
 
