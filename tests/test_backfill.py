@@ -27,19 +27,16 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 
-from tests.airflow_home import AIRFLOW, ROOT, airflow, airflow_env
+from tests.airflow_home import ROOT, airflow
 from tests.conftest import agent_calls, write_plan
 from tests.repos import git, log_subjects, make_remote_and_checkout
-from tests.test_triggerer import free_port, our_processes, stop, wait_for
+from tests.standalone import Api, free_port, launch, our_processes, standalone_env, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -94,22 +91,11 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
     shutil.copy(ROOT / "dags" / f"{DAG_ID}.py", dags / f"{DAG_ID}.py")
     port = free_port()
     db = home / "airflow.db"
-    base = f"http://127.0.0.1:{port}"
     today = dt.datetime.now(dt.timezone.utc).date()
     days = [today - dt.timedelta(days=3), today - dt.timedelta(days=2)]
 
-    env = airflow_env(home, {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    env = standalone_env(home, dags, port, {
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "clone.airflow_sqlite.CONNECT_ARGS",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "clone.airflow_sqlite.ASYNC_CONNECT_ARGS",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # see the module docstring
         # No SIMPLE_AUTH_MANAGER_ALL_ADMINS: the summary must log in with the generated admin password.
         "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "password": "ghp_unused"}),
@@ -127,29 +113,12 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
             return conn.execute(sql, params).fetchall()
 
-    log = home / "standalone.log"
     started = time.monotonic()
-    with log.open("wb") as out:
-        standalone = subprocess.Popen([AIRFLOW, "standalone"], env=env, stdin=subprocess.DEVNULL,
-                                      stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    standalone, log = launch(env, home)
     try:
-        client = httpx.Client(base_url=base, timeout=10)
-
-        def get(path: str) -> httpx.Response | None:
-            try:
-                return client.get(path)
-            except httpx.HTTPError:
-                return None
-
-        def healthy() -> bool:
-            answer = get("/api/v2/monitor/health")
-            if answer is None or answer.status_code != 200:
-                return False
-            health = answer.json()
-            return all((health.get(part) or {}).get("status") == "healthy"
-                       for part in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
-
-        wait_for("every component to report healthy", healthy, 90, standalone, log)
+        api = Api(port)
+        client, get = api.client, api.get
+        wait_for("every component to report healthy", api.healthy, 90, standalone, log)
         passwords = home / "simple_auth_manager_passwords.json.generated"
 
         def admin_password() -> str | None:
@@ -162,9 +131,7 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
         token = client.post("/auth/token", json={"username": "admin", "password": admin})
         assert token.status_code == 201, token.text
         client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        wait_for(f"{DAG_ID} to be parsed",
-                 lambda: (r := get(f"/api/v2/dags/{DAG_ID}")) is not None and r.status_code == 200,
-                 60, standalone, log)
+        wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
         unpaused = client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
         assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
 
@@ -244,7 +211,7 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
     for _, run_id in worked[:-1]:
         assert any("released 1 repo lease(s)" in e for e in summary_logs[run_id]), story()
 
-    # README: "max_active_runs=1 also applies, so backfilled cycles run one after another".
+    # README: with --max-active-runs 1, backfilled cycles run one after another.
     first, first_end = runs[0][0], when(runs[0][5])
     second, second_start = runs[1][0], when(runs[1][4])
     assert second_start >= first_end, (

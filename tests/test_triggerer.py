@@ -13,22 +13,16 @@ completes. Every wait is a poll with a deadline; every Airflow process is killed
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil
 import pytest
 
-from tests.airflow_home import AIRFLOW, ROOT, airflow, airflow_env
+from tests.airflow_home import airflow
 from tests.fakes.github_api import FakeGitHub
+from tests.standalone import Api, free_port, launch, our_processes, standalone_env, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,71 +43,6 @@ with DAG("{DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz=
 '''
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(what: str, check, timeout: float, standalone: subprocess.Popen, log: Path,
-             interval: float = 0.25):
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` s or if Airflow exited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if standalone.poll() is not None:
-            pytest.fail(f"airflow standalone exited ({standalone.returncode}) while waiting for {what}:\n"
-                        f"{log.read_text(errors='replace')[-6000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; standalone log tail:\n"
-                        f"{log.read_text(errors='replace')[-6000:]}")
-        time.sleep(interval)
-
-
-def our_processes(home: Path) -> list[psutil.Process]:
-    """Live processes started with this AIRFLOW_HOME (everything standalone and its components forked)."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if process.environ().get("AIRFLOW_HOME") == str(home):
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    return found
-
-
-def stop(standalone: subprocess.Popen, home: Path) -> list[str]:
-    """Kill standalone's process group (SIGTERM, then SIGKILL); return what had to be killed one by one."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(standalone.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + 5
-        while our_processes(home) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not our_processes(home):
-            break
-    try:
-        standalone.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-    stragglers = our_processes(home)  # they left the group (setsid): ours all the same, killed by pid
-    names = []
-    for process in stragglers:
-        try:
-            names.append(f"{process.pid} {' '.join(process.cmdline())}")
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(stragglers, timeout=5)
-    return names
-
-
 def test_ci_wait_defers_to_the_real_triggerer_and_resumes(tmp_path: Path):
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     home.mkdir()
@@ -121,22 +50,11 @@ def test_ci_wait_defers_to_the_real_triggerer_and_resumes(tmp_path: Path):
     (dags / f"{DAG_ID}.py").write_text(PROBE_DAG)
     port = free_port()
     db = home / "airflow.db"
-    base = f"http://127.0.0.1:{port}"
 
     with FakeGitHub(token=TOKEN) as gh:
         gh.add_repo(REPO, complete_after_polls=POLLS_TO_COMPLETE)
-        env = airflow_env(home, {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        env = standalone_env(home, dags, port, {
             "AIRFLOW__CORE__PARALLELISM": "2",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "clone.airflow_sqlite.CONNECT_ARGS",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "clone.airflow_sqlite.ASYNC_CONNECT_ARGS",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # REST without a login
             "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url,
                                                        "password": TOKEN}),
@@ -152,32 +70,13 @@ def test_ci_wait_defers_to_the_real_triggerer_and_resumes(tmp_path: Path):
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
 
-        log = home / "standalone.log"
         started = time.monotonic()
-        with log.open("wb") as out:
-            standalone = subprocess.Popen([AIRFLOW, "standalone"], env=env, stdin=subprocess.DEVNULL,
-                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        standalone, log = launch(env, home)
         try:
-            client = httpx.Client(base_url=base, timeout=10)
-
-            def get(path: str) -> httpx.Response | None:
-                try:
-                    return client.get(path)
-                except httpx.HTTPError:
-                    return None
-
-            def healthy() -> bool:
-                answer = get("/api/v2/monitor/health")
-                if answer is None or answer.status_code != 200:
-                    return False
-                health = answer.json()
-                return all((health.get(part) or {}).get("status") == "healthy"
-                           for part in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
-
-            wait_for("every component to report healthy", healthy, 90, standalone, log)
-            wait_for(f"{DAG_ID} to be parsed",
-                     lambda: (r := get(f"/api/v2/dags/{DAG_ID}")) is not None and r.status_code == 200,
-                     60, standalone, log)
+            api = Api(port)
+            client, get = api.client, api.get
+            wait_for("every component to report healthy", api.healthy, 90, standalone, log)
+            wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
             unpaused = client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
             assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
             triggered = client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
