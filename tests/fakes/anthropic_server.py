@@ -66,8 +66,10 @@ import re
 import threading
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
+
+from tests.fakes.local_server import LocalServer
 
 __all__ = [
     "BashCall",
@@ -83,6 +85,7 @@ __all__ = [
 SHELL_TOOL = "Bash"
 
 # --------------------------------------------------------------------------------------------- script
+
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,8 @@ def _tool_names(body: dict[str, Any]) -> set[str]:
     return {str(t.get("name")) for t in body.get("tools") or [] if isinstance(t, dict)}
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(LocalServer):
+    thread_name = "fake-anthropic-server"
     """Scripted Messages-API server on ``127.0.0.1`` (ThreadingHTTPServer in a daemon thread)."""
 
     def __init__(
@@ -218,42 +222,6 @@ class FakeAnthropicServer:
         self.http_log: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         self.answered: list[Step] = []  # the step used for each agent-turn POST
         self.reported_usage: list[Usage] = []  # usage sent in each completed stream (side calls included)
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---- lifecycle
-    def start(self) -> FakeAnthropicServer:
-        if self._httpd is not None:
-            return self
-        handler = type("_Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-anthropic-server", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("FakeAnthropicServer is not started")
-        return self._httpd.server_address[1]
 
     @property
     def base_url(self) -> str:
@@ -466,3 +434,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(529, step.error_type, step.message)
         else:
             self._json(200, self.fake._message(step, body)[0])
+
+
+FakeAnthropicServer.handler = _Handler

@@ -63,8 +63,10 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
+
+from tests.fakes.local_server import LocalServer
 
 __all__ = [
     "FakeModelServer",
@@ -79,6 +81,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------- script
+
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ def _sse(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
-class FakeModelServer:
+class FakeModelServer(LocalServer):
+    thread_name = "fake-model-server"
     """Scripted Responses-API server on ``127.0.0.1`` (ThreadingHTTPServer in a daemon thread)."""
 
     def __init__(
@@ -195,42 +199,6 @@ class FakeModelServer:
         self.http_log: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         self.answered: list[Step] = []  # the step used for each POST /v1/responses
         self.reported_usage: list[Usage] = []  # usage sent in each response.completed
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---- lifecycle
-    def start(self) -> FakeModelServer:
-        if self._httpd is not None:
-            return self
-        handler = type("_Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-model-server", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> FakeModelServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("FakeModelServer is not started")
-        return self._httpd.server_address[1]
 
     @property
     def base_url(self) -> str:
@@ -440,3 +408,6 @@ class _Handler(BaseHTTPRequestHandler):
                                                "code": None}}, step.headers)
             return
         self._send(200, self.fake._stream(step, body), "text/event-stream", {"Cache-Control": "no-cache"})
+
+
+FakeModelServer.handler = _Handler
