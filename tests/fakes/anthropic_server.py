@@ -59,17 +59,14 @@ What Claude Code 2.1.331 actually does (observed against this server, not guesse
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 import re
 import threading
-import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
 
-from tests.fakes.local_server import LocalServer
+from tests.fakes.local_server import LocalHandler, LocalServer
 
 __all__ = [
     "BashCall",
@@ -346,54 +343,12 @@ class FakeAnthropicServer(LocalServer):
         return b"".join(out)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LocalHandler):
     server_version = "FakeAnthropicServer/1"
     fake: FakeAnthropicServer  # set on the per-server subclass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
-        with self.fake._lock:
-            self.fake.http_log.append((self.command, self.path, status))
-
-    def _json(self, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json", extra)
-
     def _error(self, status: int, error_type: str, message: str, extra: dict[str, str] | None = None) -> None:
         self._json(status, {"type": "error", "error": {"type": error_type, "message": message}}, extra)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            raw = b"".join(chunks)
-        else:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        encoding = (self.headers.get("Content-Encoding") or "").lower()
-        if encoding == "gzip":
-            raw = gzip.decompress(raw)
-        elif encoding == "deflate":
-            raw = zlib.decompress(raw)
-        elif encoding not in ("", "identity"):
-            raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-        return raw
 
     def do_GET(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0].rstrip("/")
