@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
+from clone.compaction import ARCHIVE_DIR
 from clone.errors import ConfigError, GitError
 from clone.git_ops import Git
 from clone.memory import Incident
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 RULES = ("secret", "deleted-test", "skip-marker", "workflow-edit", "protected-path")
 POLICIES = ("block", "warn")
-MEMORY_ARCHIVE = ".clone_memory_archive/"
+MEMORY_ARCHIVE = ARCHIVE_DIR + "/"
 #: CI definitions: a change here can switch checks off for every later commit.
 CI_PATHS = (".github/workflows/", ".github/actions/", ".circleci/", ".buildkite/")
 CI_FILES = (".gitlab-ci.yml", ".travis.yml", "azure-pipelines.yml", "bitbucket-pipelines.yml", "Jenkinsfile")
