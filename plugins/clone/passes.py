@@ -148,7 +148,6 @@ class Pass:
 
     def _incident(self, incident: memory.Incident, *, commit: bool = False) -> None:
         """Add an INCIDENTS.md entry in the workspace (unless it repeats the latest one)."""
-        path = self.workdir / memory.INCIDENTS
         existing = memory.read_doc(self.workdir, memory.INCIDENTS)
         if f"{incident.kind}: {incident.title}" in _last_incident_heading(existing):
             log.warning("incident (repeat of the latest entry, not written again): %s: %s",
@@ -160,7 +159,7 @@ class Pass:
             remote = "origin" if self.ws.has_remote and not self.settings.dry_run else None
             record_incident(self.git, self.ws.branch, self.entry.name, incident, self.run_id, remote)
         else:
-            memory.append_incident(path.parent, self.entry.name, incident)
+            memory.append_incident(self.workdir, self.entry.name, incident)
 
     def _abandon(self, label: str, tree: str) -> str:
         return keep_work(self.git, tree, self.ws.base_sha, label)
@@ -223,11 +222,10 @@ class Pass:
                 else None
             return {**outcome, "changed": sha is not None, "head_sha": sha or self.ws.base_sha}
 
-        agent_tree, outcome["checks"], outcome["verification"] = self._verify(checks, agent_tree, result)
+        agent_tree, outcome["checks"], outcome["verification"] = self._verify(checks, agent_tree)
         self.git.reset_index(agent_tree)  # what the checks left behind (build output, caches) is not committed
-        findings = guards.scan(self.git, self.ws.base_sha, agent_tree,
-                                    guards.GuardPolicy.from_settings(settings))
-        outcome["findings"] = [f.__dict__ for f in findings]
+        findings = guards.scan(self.git, self.ws.base_sha, agent_tree, guards.GuardPolicy.from_settings(settings))
+        outcome["findings"] = [dataclasses.asdict(f) for f in findings]
         if findings:
             log.warning("guards:\n%s", guards.render(findings))
         if guards.blocking(findings):
@@ -244,8 +242,7 @@ class Pass:
                  len(files), ", ".join(files[:20]) + (" ..." if len(files) > 20 else ""))
         return {**outcome, "head_sha": sha or self.ws.base_sha, "changed": sha is not None}
 
-    def _verify(self, checks: list[verify.Check], agent_tree: str,
-                result: AgentResult) -> tuple[str, list[dict[str, Any]], str]:
+    def _verify(self, checks: list[verify.Check], agent_tree: str) -> tuple[str, list[dict[str, Any]], str]:
         """Run the checks; on red give the agent one fix chance; block (or warn) if still red."""
         policy = self.settings.verify_policy
         if policy == "off":
