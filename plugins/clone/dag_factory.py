@@ -26,13 +26,14 @@ from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
 from clone.operators.land import work_branch
-from clone.params import fleet_params, run_settings
+from clone.params import fleet_params, parse_time_settings, run_settings
 from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
 from clone.settings import AGENT_POOL, Settings
 from clone.settings import schedule_from_env as settings_schedule
 from clone.run_note import set_run_note
 from clone.summary import render_table, repo_rows
+from clone.timeouts import AUTOFIX_PRIORITY, PASS_PRIORITY, execution_timeouts
 from clone.workspace import identity
 
 log = logging.getLogger(__name__)
@@ -176,12 +177,25 @@ def push(pass_result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@task_group(group_id="repo")
-def repo_chain(repo: dict[str, Any]) -> None:
-    """agent pass -> push -> CI wait -> autofix (which also lands gated/pr work once CI is green)."""
-    pushed = push(agent_pass(repo))
-    ci = GitHubCIWaitOperator(task_id="ci_wait", push_result=pushed)
-    CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL)
+def repo_chain_group(settings: Settings):
+    """The per-repo task group: agent pass -> push -> CI wait -> autofix (which also lands gated/pr work
+    once CI is green). Autofix goes ahead of new passes in the agent pool and retries by resuming (see
+    clone.operators.autofix); ci_wait is ended by its trigger, so it never resumes and needs no retry."""
+    timeouts = execution_timeouts(settings)
+
+    @task_group(group_id="repo")
+    def repo_chain(repo: dict[str, Any]) -> None:
+        passed = agent_pass.override(execution_timeout=timeouts["agent_pass"], priority_weight=PASS_PRIORITY,
+                                     weight_rule="absolute")(repo)
+        pushed = push.override(execution_timeout=timeouts["push"])(passed)
+        ci = GitHubCIWaitOperator(task_id="ci_wait", push_result=pushed, retries=0,
+                                  execution_timeout=timeouts["ci_wait"])
+        CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL,
+                             retries=settings.task_retries, retry_delay=dt.timedelta(seconds=60),
+                             priority_weight=AUTOFIX_PRIORITY, weight_rule="absolute",
+                             execution_timeout=timeouts["autofix"])
+
+    return repo_chain
 
 
 def last_results(ti: Any, count: int, states: dict[str, Any]) -> list[dict[str, Any] | None]:
@@ -251,13 +265,15 @@ def more_cycles() -> dict[str, Any] | None:
 def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAULT_SCHEDULE,
                     doc_md: str | None = None) -> DAG:
     """The fleet DAG: discover -> (per repo, mapped) agent pass -> push -> CI wait -> autofix -> summary."""
+    settings = parse_time_settings()
 
     @dag(dag_id=dag_id, schedule=schedule, doc_md=doc_md, tags=["clone"], params=fleet_params(), **DAG_DEFAULTS)
     def clone_fleet() -> None:
-        repos = discover_repos()
-        chains = repo_chain.expand(repo=repos)
+        timeouts = execution_timeouts(settings)
+        repos = discover_repos.override(execution_timeout=timeouts["discover"])()
+        chains = repo_chain_group(settings).expand(repo=repos)
         # summary stays a leaf: its failure (a repo failed) is what fails the run.
-        chains >> summary(repos)
+        chains >> summary.override(execution_timeout=timeouts["summary"])(repos)
         next_conf = more_cycles()
         chains >> next_conf
         next_conf >> TriggerDagRunOperator(task_id="next_cycle", trigger_dag_id=dag_id, conf=next_conf)

@@ -17,7 +17,7 @@ from clone.errors import ConfigError
 from clone.settings import AGENT_KINDS, PUSH_MODES, Settings, load_settings
 
 
-def _env_defaults() -> Settings:
+def parse_time_settings() -> Settings:
     """Settings from the environment, or the built-in defaults when the environment is invalid
     (parsing must not fail; the task that loads the settings reports the bad value)."""
     try:
@@ -28,7 +28,7 @@ def _env_defaults() -> Settings:
 
 def fleet_params() -> dict[str, Param]:
     """The Params of clone_fleet (built when the DAG file is parsed)."""
-    s = _env_defaults()
+    s = parse_time_settings()
     return {
         "repos": Param([], type="array", items={"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,100}$"},
                        title="Repos", description="Names from repos.yaml to work on; empty = every enabled repo."),

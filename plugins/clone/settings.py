@@ -67,6 +67,8 @@ class Settings:
     ci_log_max_lines: int = 200
     autofix_max_attempts: int = 2
     ci_rerun_failed: bool = True
+    defer_settle_seconds: float = 30
+    task_retries: int = 2
 
     max_tokens_per_pass: int = 0
     max_tokens_per_run: int = 0
@@ -206,6 +208,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ci_log_max_lines=read.integer("CLONE_CI_LOG_MAX_LINES", 200, minimum=1),
         autofix_max_attempts=read.integer("CLONE_AUTOFIX_MAX_ATTEMPTS", 2),
         ci_rerun_failed=read.flag("CLONE_CI_RERUN_FAILED", True),
+        defer_settle_seconds=read.number("CLONE_DEFER_SETTLE_SECONDS", 30),
+        task_retries=read.integer("CLONE_TASK_RETRIES", 2),
         push_mode=read.choice("CLONE_PUSH_MODE", "direct", PUSH_MODES),
         pr_automerge=read.flag("CLONE_PR_AUTOMERGE", False),
         max_tokens_per_pass=read.integer("CLONE_MAX_TOKENS_PER_PASS", 0),

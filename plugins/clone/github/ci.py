@@ -37,6 +37,8 @@ class CIWatch:
     runs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     has_workflows: bool | None = None
     errors: int = 0
+    #: Epoch seconds before which the trigger yields nothing (see GitHubCITrigger: the deferral race).
+    not_before: float = 0.0
     #: Echoed back in the final event, so the operator knows where it was when it resumes (Airflow's
     #: ``dags test`` replaces defer() kwargs with the event instead of merging them).
     echo: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -46,7 +48,8 @@ class CIWatch:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CIWatch:
-        return cls(**data)
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 @dataclasses.dataclass(frozen=True)

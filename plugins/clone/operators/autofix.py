@@ -1,4 +1,10 @@
-"""CI autofix: hand the failing jobs' logs to the agent, push its fix, wait for CI again (bounded)."""
+"""CI autofix: hand the failing jobs' logs to the agent, push its fix, wait for CI again (bounded).
+
+Retries resume, never repeat: a retried autofix (after a worker was killed, or after the scheduler
+failed a resumed task in the deferral race described in :mod:`clone.triggers.ci`) reads the remote
+branch first; fix commits this run already pushed are watched, not made again. A failure a retry
+cannot change (CI still red, autofix off, a timeout) raises ``AirflowFailException``: no retry.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from clone.git_ops import Git
 from clone.github.api import GitHubApi
 from clone.github.ci import failure_report
 from clone.github.connection import endpoint_for
-from clone.operators.ci import REPO_LABEL, label, log_ci_event
+from clone.operators.ci import REPO_LABEL, final_failures, label, log_ci_event
 from clone.operators.land import LandMixin
 from clone.passes import commit_message, keep_work, read_docs, restore_protected, snapshot_protected
 from clone.push import commit_and_push, push_branch, record_incident
@@ -28,6 +34,20 @@ from clone.workspace import identity
 log = logging.getLogger(__name__)
 
 GREEN_OUTCOMES = ("success", "no_ci")
+
+
+def autofix_commits(ws: Git, base: str, head: str, run_id: str) -> list[str]:
+    """The fix commits this run pushed on top of ``base`` up to ``head``, oldest first."""
+    if base == head:
+        return []
+    listing = ws.run("log", "--reverse", "--format=%H%x00%B%x1e", f"{base}..{head}").stdout
+    found = []
+    for record in listing.split("\x1e"):
+        sha, _, body = record.strip().partition("\x00")
+        trailers = {line.strip() for line in body.splitlines()}
+        if sha and f"Clone-Run: {run_id}" in trailers and "Clone-Pass: autofix" in trailers:
+            found.append(sha)
+    return found
 
 
 class CloneAutofixOperator(LandMixin, BaseOperator):
@@ -41,6 +61,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         super().__init__(**kwargs)
         self.ci_result = ci_result
 
+    @final_failures
     def execute(self, context: Any) -> dict[str, Any]:
         result = self.ci_result
         label(context, result["repo"])
@@ -48,15 +69,48 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         if ci["status"] in GREEN_OUTCOMES:
             return self.finish_chain(context, result)
         if ci["sha"] != result.get("pushed_sha"):
-            raise CloneError(f"{result['repo']}: CI failed for {ci['sha'][:12]}, which this run did not push; "
-                             "autofix only fixes commits it pushed")
+            raise CIFailed(f"{result['repo']}: CI failed for {ci['sha'][:12]}, which this run did not push; "
+                           "autofix only fixes commits it pushed")
         skip_if_paused(result["repo"])
         settings = run_settings(context)
+        if int(getattr(context.get("ti"), "try_number", 1) or 1) > 1:
+            resumed = self._resume(settings, context, ci)
+            if resumed is not None:
+                return resumed
         if settings.ci_rerun_failed and self._rerun_failed_jobs(settings, ci):
             event = self.watch_ci(settings, result["github"], ci["sha"], method_name="ci_done",
                                   echo={"attempt": 0, "rerun": True}, check_first=False)
             return self.ci_done(context, event)
         return self._first_attempt(settings, context, ci)
+
+    def _resume(self, settings: Settings, context: Any, ci: dict[str, Any]) -> dict[str, Any] | None:
+        """On a retry: pick up where an earlier try of this run stopped, from what the remote holds."""
+        result = self.ci_result
+        ws = self._workspace(settings, ci["sha"])
+        branch = result.get("push_branch", result["branch"])
+        head = ws.rev(f"origin/{branch}")
+        pushed = autofix_commits(ws, ci["sha"], head, context["run_id"]) if head and ws.is_ancestor(ci["sha"], head) \
+            else []
+        if pushed:
+            attempt = len(pushed)
+            log.info("autofix: try %s resumes after attempt %d: fix %s is already on %s; watching its CI instead "
+                     "of fixing again", context["ti"].try_number, attempt, pushed[-1][:12], branch)
+            event = self.watch_ci(settings, result["github"], pushed[-1], method_name="ci_done",
+                                  echo={"attempt": attempt})
+            return self.ci_done(context, event)
+        if settings.ci_rerun_failed:
+            with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+                answer = api.request("GET", f"/repos/{result['github']}/actions/runs",
+                                     params={"head_sha": ci["sha"], "per_page": 100})
+            before = {run.get("id"): int(run.get("run_attempt") or 1) for run in ci.get("runs") or []}
+            now = (answer.data or {}).get("workflow_runs", []) if answer.ok and isinstance(answer.data, dict) else []
+            if any(int(run.get("run_attempt") or 1) > before.get(run.get("id"), 1) for run in now):
+                log.info("autofix: try %s resumes after an earlier try re-ran the failed jobs; watching the re-run",
+                         context["ti"].try_number)
+                event = self.watch_ci(settings, result["github"], ci["sha"], method_name="ci_done",
+                                      echo={"attempt": 0, "rerun": True})
+                return self.ci_done(context, event)
+        return None
 
     def _first_attempt(self, settings: Settings, context: Any, ci: dict[str, Any]) -> dict[str, Any]:
         if not settings.ci_autofix_enabled or settings.autofix_max_attempts < 1:
@@ -96,6 +150,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         commit_and_push(ws, result["branch"], f"clone: record flaky CI run\n\nClone-Run: {context['run_id']}\n",
                         (memory.MEMORY,))
 
+    @final_failures
     def ci_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         result = self.ci_result
         attempt = int(event["echo"]["attempt"])
@@ -109,7 +164,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
                 flaky = {**result, "ci": event, "autofix_attempts": 0, "flaky": True}
                 return flaky if result.get("push_mode", "direct") == "direct" else self.finish_chain(context, flaky)
             if event["status"] in ("timeout", "error"):
-                raise CloneError(f"{result['repo']}: {event['message']}")
+                raise CIFailed(f"{result['repo']}: {event['message']}")
             return self._first_attempt(settings, context, event)
         if event["status"] in GREEN_OUTCOMES:
             log.info("autofix: CI is %s after %d attempt(s) on %s", event["status"], attempt, result["repo"])
@@ -118,7 +173,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
                 return fixed
             return self.finish_chain(context, fixed)
         if event["status"] in ("timeout", "error"):
-            raise CloneError(f"{result['repo']}: {event['message']}")
+            raise CIFailed(f"{result['repo']}: {event['message']}")
         if attempt >= settings.autofix_max_attempts:
             self._give_up(settings, context, event, attempts=attempt,
                           why=f"CI still red after {attempt} autofix attempt(s) (CLONE_AUTOFIX_MAX_ATTEMPTS)")
@@ -134,6 +189,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         if ws.rev(sha) is None:
             raise CloneError(f"{result['repo']}: commit {sha} is not in the workspace {ws.path}")
         ws.run("checkout", "--quiet", "--force", "-B", result["branch"], sha)
+        ws.run("clean", "-ffd", "--quiet")  # what a killed earlier try may have left (ignored files stay)
         return ws
 
     def _attempt(self, settings: Settings, context: Any, ci: dict[str, Any], attempt: int) -> dict[str, Any]:

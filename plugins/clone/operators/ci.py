@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from clone import runner
-from clone.errors import CloneError
+from clone.errors import CIFailed, ConfigError, PushConflict
 from clone.github.api import GitHubApi
 from clone.github.ci import CIWatch, poll
 from clone.github.connection import endpoint_for
 from clone.params import run_settings
 from clone.settings import Settings
-from clone.triggers.ci import GitHubCITrigger
+from clone.triggers.ci import VERDICTS, GitHubCITrigger
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +39,20 @@ class CIWatchMixin:
         runner.kill_running()
 
     def watch_ci(self, settings: Settings, repo: str, sha: str, *, method_name: str,
-                 echo: dict[str, Any] | None = None, check_first: bool = True) -> dict[str, Any]:
+                 echo: dict[str, Any] | None = None, check_first: bool = True,
+                 end_task: dict[str, Any] | None = None) -> dict[str, Any]:
         """CI's verdict on ``sha`` now, or defer; ``method_name`` then gets ``event`` (with ``echo``).
 
         ``check_first=False`` defers at once: right after asking for a re-run, GitHub may still list
-        the old, completed attempt, which must not be read as the verdict.
+        the old, completed attempt, which must not be read as the verdict. With ``end_task`` the
+        trigger ends the task itself (see :class:`GitHubCITrigger`) instead of resuming it here.
         """
         now = time.time()
+        inline = triggers_run_inline()
         watch = CIWatch(repo=repo, sha=sha, deadline=now + settings.ci_timeout_minutes * 60, started=now,
                         poll_seconds=settings.ci_poll_seconds,
-                        start_grace_seconds=settings.ci_start_grace_seconds, echo=dict(echo or {}))
+                        start_grace_seconds=settings.ci_start_grace_seconds, echo=dict(echo or {}),
+                        not_before=0.0 if (end_task is not None or inline) else now + settings.defer_settle_seconds)
         note = "re-run requested"
         if check_first:
             with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
@@ -55,14 +60,40 @@ class CIWatchMixin:
             if result.event is not None:
                 return result.event
             note = result.note
-        log.info("CI %s@%s: %s; deferring (poll every %.0fs, deadline in %.0f min)", repo, sha[:12],
-                 note, settings.ci_poll_seconds, settings.ci_timeout_minutes)
+        log.info("CI %s@%s: %s; deferring (poll every %.0fs, deadline in %.0f min%s)", repo, sha[:12],
+                 note, settings.ci_poll_seconds, settings.ci_timeout_minutes,
+                 "; the trigger ends this task with the verdict" if end_task is not None and not inline else "")
         self.defer(  # type: ignore[attr-defined]
-            trigger=GitHubCITrigger(settings.github_conn_id, watch.to_dict()),
+            trigger=GitHubCITrigger(settings.github_conn_id, watch.to_dict(),
+                                    end_task=None if inline else end_task),
             method_name=method_name,
-            timeout=dt.timedelta(seconds=settings.ci_timeout_minutes * 60 + 300),
+            timeout=dt.timedelta(seconds=settings.ci_timeout_minutes * 60 + settings.defer_settle_seconds + 300),
         )
         raise AssertionError("unreachable: defer() raises")
+
+
+def triggers_run_inline() -> bool:
+    """True under ``airflow dags test``, which runs triggers in the task's process and resumes the task
+    with whatever the trigger yielded (it cannot end a task from a trigger)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+    except ImportError:  # pragma: no cover - another Task SDK layout
+        return False
+    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
+
+
+def final_failures(method):
+    """Turn Clone's own verdicts (CI red, a bad config, a conflict) into failures Airflow won't retry."""
+
+    @functools.wraps(method)
+    def wrapper(self, context, *args, **kwargs):
+        try:
+            return method(self, context, *args, **kwargs)
+        except (CIFailed, ConfigError, PushConflict) as e:
+            raise AirflowFailException(str(e)) from e
+
+    return wrapper
 
 
 def log_ci_event(event: dict[str, Any]) -> None:
@@ -91,13 +122,15 @@ class GitHubCIWaitOperator(CIWatchMixin, BaseOperator):
             raise AirflowSkipException(f"{result['repo']}: no GitHub mapping (set 'github: owner/name' in "
                                        "repos.yaml, or use a github.com remote); CI wait skipped")
         settings = run_settings(context)
-        event = self.watch_ci(settings, result["github"], result["pushed_sha"], method_name="execute_complete")
+        event = self.watch_ci(settings, result["github"], result["pushed_sha"], method_name="execute_complete",
+                              end_task=result)
         return self.execute_complete(context, event)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """The verdict found by the worker's own first check (or, under ``dags test``, by the trigger)."""
         result = self.push_result
         label(context, result["repo"])
         log_ci_event(event)
-        if event["status"] in ("timeout", "error"):
-            raise CloneError(f"{result['repo']}: {event['message']}")
+        if event["status"] not in VERDICTS:
+            raise AirflowFailException(f"{result['repo']}: {event['message']}")
         return {**result, "ci": event}

@@ -24,7 +24,7 @@ from clone.git_ops import Git
 from clone.github import pulls
 from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
-from clone.operators.ci import CIWatchMixin, label, log_ci_event
+from clone.operators.ci import CIWatchMixin, final_failures, label, log_ci_event
 from clone.params import run_settings
 from clone.passes import checks_for
 from clone.push import record_incident
@@ -58,6 +58,7 @@ class LandMixin(CIWatchMixin):
                            f"{ci['status']}: {ci['message']}. The work stays on {result['push_branch']}.")
         return self._land(settings, context, result, ci["sha"], result["push_branch"], attempt=1)
 
+    @final_failures
     def land_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         result = self.ci_result  # type: ignore[attr-defined]
         label(context, result["repo"])
@@ -85,7 +86,7 @@ class LandMixin(CIWatchMixin):
         if upstream is None or ws.is_ancestor(upstream, sha):
             raise CloneError(f"{result['repo']}: pushing {sha[:12]} to {target} failed: {pushed.tail(5)}")
         if attempt >= LAND_ATTEMPTS:
-            raise CloneError(f"{result['repo']}: {target} kept moving; gave up landing after {attempt} attempts. "
+            raise CIFailed(f"{result['repo']}: {target} kept moving; gave up landing after {attempt} attempts. "
                              f"The work stays on {work}.")
         log.info("land: %s moved to %s; rebasing, re-verifying and waiting for CI again", target, upstream[:12])
         ws.run("checkout", "--quiet", "--force", "-B", work, sha)
@@ -105,7 +106,7 @@ class LandMixin(CIWatchMixin):
             ws.path, checks_for(entry, ws.path), timeout_seconds=settings.verify_timeout_minutes * 60,
             env=verify.default_env(passthrough=settings.agent_env_passthrough))
         if not all(r.ok for r in results) and settings.verify_policy == "block":
-            raise CloneError(f"{result['repo']}: checks are red after rebasing onto {target}; not landing:\n"
+            raise CIFailed(f"{result['repo']}: checks are red after rebasing onto {target}; not landing:\n"
                              f"{verify.summarize(results)}")
         ws.run("reset", "--quiet", "--hard", "HEAD")
         ws.run("clean", "-ffd", "--quiet")
