@@ -41,7 +41,7 @@ class Option:
         if self.shown_default:
             return self.shown_default
         value = next(f.default for f in dataclasses.fields(Settings) if f.name == self.field)
-        return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+        return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
     @property
     def default_label(self) -> str:
