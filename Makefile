@@ -102,8 +102,15 @@ up: install ## Migrate the DB, load airflow_settings.yaml, run airflow standalon
 	echo "up: Ctrl-C stops every component"; \
 	exec python "$(ROOT)/include/scripts/standalone.py"
 
+# ARGS reaches the recipe through the environment, not pasted into it (make would expand `$`, and bash
+# braces and quotes), and is split once by the shell's word rules with brace expansion and globbing off:
+# quote an argument that holds spaces, as in a shell. --conf '{"repos": ["a", "b"]}' arrives intact.
+airflow: export CLONE_AIRFLOW_ARGS := $(value ARGS)
 airflow: install ## Run any airflow CLI command in the project env: make airflow ARGS="dags list"
-	@$(STRICT) $(AIRFLOW_ENV); airflow $(ARGS)
+	@$(STRICT) $(AIRFLOW_ENV); set +B -f; \
+	eval "set -- $$CLONE_AIRFLOW_ARGS" \
+	  || { echo "airflow: ARGS does not split into shell words: $$CLONE_AIRFLOW_ARGS"; exit 2; }; \
+	exec airflow "$$@"
 
 clean: ## Delete .venv, .airflow and .cache (the local Airflow DB and logs go with .airflow)
 	rm -rf -- "$(ROOT)/.venv" "$(ROOT)/.airflow" "$(ROOT)/.cache"

@@ -1,4 +1,6 @@
-"""Operating the fleet: the trigger form, dry runs, repo subsets, cycles, MAX_HOURS, one pass per repo."""
+"""Operating the fleet: dry runs, repo subsets, cycles, MAX_HOURS, one pass per repo.
+
+The trigger form's params themselves: tests/test_params.py."""
 
 from __future__ import annotations
 
@@ -12,28 +14,9 @@ from pathlib import Path
 import pytest
 
 from clone import lease
-from clone.params import apply, fleet_params
-from clone.settings import load_settings
 from tests.airflow_home import airflow, migrate
 from tests.conftest import agent_calls, write_plan
 from tests.repos import log_subjects, make_remote_and_checkout
-
-
-def test_form_defaults_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("TASKS_PER_REPO", "4")
-    monkeypatch.setenv("CI_AUTOFIX_ENABLED", "0")
-    monkeypatch.setenv("MAX_CYCLES", "3")
-    params = fleet_params()
-    assert params["tasks_per_repo"].value == 4 and params["autofix"].value is False
-    assert params["cycles"].value == 3 and params["dry_run"].value is False
-    assert params["repos"].value == []
-
-
-def test_params_override_settings(clone_env):
-    settings = apply(load_settings(), {"model": "o9", "tasks_per_repo": 2, "autofix": False, "dry_run": True,
-                                       "cycles": 5, "max_hours": 1.5, "repos": ["a"]})
-    assert (settings.model, settings.tasks_per_repo, settings.ci_autofix_enabled, settings.dry_run,
-            settings.max_cycles, settings.max_hours) == ("o9", 2, False, True, 5, 1.5)
 
 
 def _hold(args):
