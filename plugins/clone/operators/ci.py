@@ -21,12 +21,34 @@ from clone.triggers.ci import GitHubCITrigger
 
 log = logging.getLogger(__name__)
 
-#: Label for each mapped instance in the grid: the repo's name (set by every task in the chain).
-REPO_LABEL = "{{ clone_repo }}"
+#: Where each mapped task's own input names its repo (or idea): the chain's first task gets the repos.yaml
+#: entry (``name``), the others the previous task's result (``repo``); the ideas chain gets the idea (``id``).
+LABEL_INPUTS = ("task.op_kwargs.repo.name", "task.op_kwargs.pass_result.repo", "task.push_result.repo",
+                "task.ci_result.repo", "task.op_kwargs.idea.id")
+
+
+def _label_template(paths: tuple[str, ...]) -> str:
+    """``clone_repo`` once :func:`label` set it, else the first of ``paths`` the task's input has."""
+    branches = ["{% if clone_repo is defined %}{{ clone_repo }}"]
+    for path in paths:
+        parts = path.split(".")
+        defined = " and ".join(f"{'.'.join(parts[:i])} is defined" for i in range(2, len(parts) + 1))
+        branches.append(f"{{% elif {defined} %}}{{{{ {path} }}}}")
+    return "".join(branches) + "{% endif %}"
+
+
+#: Label for each mapped instance in the grid: the repo's name, from the moment the instance starts.
+#: The Task SDK renders ``map_index_template`` once before ``execute`` (after the task's templated inputs,
+#: and with them its mapped input, are rendered) and sends it to the API server at once; it renders it again
+#: only when the task ends, and a deferral is not an end. So the label must come from the input, not only
+#: from ``clone_repo``, which a task sets in its context while it runs: that one showed only once an
+#: instance had finished, and a running or deferred instance showed its number.
+REPO_LABEL = _label_template(LABEL_INPUTS)
 
 
 def label(context: Any, repo: str) -> None:
-    """Name this mapped task instance after its repo (rendered by ``map_index_template``)."""
+    """Name this mapped task instance after its repo (rendered by ``map_index_template`` when the task ends;
+    :data:`REPO_LABEL` reads the same name from the task's input when it starts)."""
     context["clone_repo"] = repo
 
 
