@@ -21,19 +21,22 @@ from clone.triggers.ci import GitHubCITrigger
 
 log = logging.getLogger(__name__)
 
-#: Where each mapped task's own input names its repo (or idea): the chain's first task gets the repos.yaml
-#: entry (``name``), the others the previous task's result (``repo``); the ideas chain gets the idea (``id``).
-LABEL_INPUTS = ("task.op_kwargs.repo.name", "task.op_kwargs.pass_result.repo", "task.push_result.repo",
-                "task.ci_result.repo", "task.op_kwargs.idea.id")
+#: Where each mapped task's own input names its repo (or idea), as Jinja accessors from ``task``: a
+#: ``@task``'s first positional argument (the repos.yaml entry's ``name``, the previous result's ``repo``,
+#: the idea's ``id``), or the operators' templated input (the chain result's ``repo``).
+LABEL_INPUTS = (
+    (".op_args", "[0]", ".repo"), (".op_args", "[0]", ".name"), (".op_args", "[0]", ".id"),
+    (".push_result", ".repo"), (".ci_result", ".repo"),
+)
 
 
-def _label_template(paths: tuple[str, ...]) -> str:
-    """``clone_repo`` once :func:`label` set it, else the first of ``paths`` the task's input has."""
+def _label_template(inputs: tuple[tuple[str, ...], ...]) -> str:
+    """``clone_repo`` once :func:`label` set it, else the first of ``inputs`` the task's input has."""
     branches = ["{% if clone_repo is defined %}{{ clone_repo }}"]
-    for path in paths:
-        parts = path.split(".")
-        defined = " and ".join(f"{'.'.join(parts[:i])} is defined" for i in range(2, len(parts) + 1))
-        branches.append(f"{{% elif {defined} %}}{{{{ {path} }}}}")
+    for steps in inputs:
+        prefixes = ["task" + "".join(steps[:i]) for i in range(1, len(steps) + 1)]
+        defined = " and ".join(f"{prefix} is defined" for prefix in prefixes)
+        branches.append(f"{{% elif {defined} %}}{{{{ {prefixes[-1]} }}}}")
     return "".join(branches) + "{% endif %}"
 
 
