@@ -126,6 +126,11 @@ def test_the_row_says_why_it_skipped():
             "clone_paused=true); no new agent work starts. Set it to false to resume. |") in table
     assert "| b | skipped | - | 0 | - | - | 0 | - | - | skipped: another pass is working on this repo" in table
     assert table.endswith("2 repo(s), 0 failed, 2 skipped")
+    green = repo_rows([{"name": "g"}], {"repo.agent_pass_0": "success", "repo.push_0": "success",
+                                        "repo.ci_wait_0": "success", "repo.autofix_0": "skipped"},
+                      [{"changed": True, "pushed": True, "ci": {"status": "success"}}],
+                      skip_reasons={0: "g: CI success; nothing to fix"})
+    assert render_table(green).splitlines()[2].endswith("| ok |")  # a green CI's autofix skip is no news
     unknown = repo_rows([{"name": "x"}], {"repo.agent_pass_0": "skipped"})
     assert "skipped: reason not known (see the task's log)" in render_table(unknown)
 

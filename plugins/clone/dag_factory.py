@@ -199,20 +199,26 @@ def last_results(ti: Any, count: int, states: dict[str, Any]) -> list[dict[str, 
 
 def skip_messages(ti: Any, repos: list[dict[str, Any]], states: dict[str, Any],
                   results: list[dict[str, Any] | None], settings: Settings) -> dict[int, str]:
-    """Per repo index, why its chain's first skipped step skipped: the skip's own message, read from the
-    task's log through the REST API (the Task SDK keeps no other record of it), else what the summary can
-    tell by itself (no change, dry run, the kill switch)."""
+    """Per repo index, why its chain's first skipped step skipped. What follows from the chain's result
+    (no change, dry run, green CI) is said at once; the rest (kill switch, lease, stall, deadline) is the
+    skip's own message, read from the task's log through the REST API (the Task SDK keeps no other record
+    of it), else the kill switch if it is on now."""
     wanted = {index: step for index in range(len(repos)) if (step := first_skipped(states, index))}
-    if not wanted:
-        return {}
-    found, why_not = skip_reasons(ti.dag_id, ti.run_id, [(f"repo.{step}", i) for i, step in wanted.items()])
+    messages = {}
+    for index, step in wanted.items():
+        known = known_reason(step, results[index], dry_run=settings.dry_run, paused=False)
+        if known:
+            messages[index] = known
+    unknown = [(f"repo.{wanted[i]}", i) for i in wanted if i not in messages]
+    if not unknown:
+        return messages
+    found, why_not = skip_reasons(ti.dag_id, ti.run_id, unknown)
     if why_not:
         log.warning("skip reasons: %s; the summary says what it can tell by itself", why_not)
     paused = fleet_paused()
-    messages = {}
-    for index, step in wanted.items():
-        message = found.get((f"repo.{step}", index)) or known_reason(step, results[index],
-                                                                     dry_run=settings.dry_run, paused=paused)
+    for task_id, index in unknown:
+        message = found.get((task_id, index)) or known_reason(wanted[index], results[index],
+                                                              dry_run=settings.dry_run, paused=paused)
         if message:
             messages[index] = message
     return messages

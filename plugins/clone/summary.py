@@ -20,7 +20,10 @@ SKIP_KINDS = (
     ("dry run", "dry run"),
     ("no remote", "no remote"),
     ("no GitHub mapping", "no GitHub mapping"),
+    ("green", "nothing to fix"),
 )
+#: Skips that are a chain's normal end, not worth a word in the row: autofix after a green CI.
+QUIET_SKIPS = frozenset({"green"})
 #: Skips nobody asked for: a run whose repos all skipped for these did nothing, and must say so.
 NON_USER_SKIPS = frozenset({"lease", "stall", "deadline", "budget", "unknown"})
 REASON_MAX_CHARS = 160
@@ -59,8 +62,8 @@ def _pass_state(states: Mapping[str, str], result: Mapping[str, Any] | None) -> 
 
 
 def known_reason(step: str, result: Mapping[str, Any] | None, *, dry_run: bool, paused: bool) -> str | None:
-    """What the summary can tell by itself of a skip whose message it could not read (``result`` is the
-    last result the chain returned before ``step``)."""
+    """What the summary can tell by itself of why ``step`` skipped (``result`` is the last result the chain
+    returned before it). All but the kill switch (``paused``: as it is now) follow from the result."""
     result = result or {}
     if step == "push" and result and not result.get("changed"):
         return "the pass made no change; nothing to push"
@@ -70,6 +73,9 @@ def known_reason(step: str, result: Mapping[str, Any] | None, *, dry_run: bool, 
         return "no remote; the commit stays in the workspace"
     if step == "ci_wait" and result and not result.get("github"):
         return "no GitHub mapping; CI wait skipped"
+    status = (result.get("ci") or {}).get("status")
+    if step == "autofix" and status in ("success", "no_ci"):
+        return f"CI {status}; nothing to fix"
     if step in ("agent_pass", "autofix") and paused:
         return "the kill switch is on (Airflow Variable clone_paused=true)"
     return None
@@ -119,7 +125,7 @@ def result_cell(row: Mapping[str, Any]) -> str:
     if row["failed"]:
         return "FAILED"
     step = row.get("skipped_step")
-    if not step:
+    if not step or row.get("skip_kind") in QUIET_SKIPS:
         return "ok"
     reason = row.get("skip_reason") or "reason not known (see the task's log)"
     return f"skipped: {reason}" if step == "agent_pass" else f"{step} skipped: {reason}"
