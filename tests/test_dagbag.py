@@ -7,6 +7,7 @@ from pathlib import Path
 from airflow.dag_processing.dagbag import DagBag
 
 from clone.dag_factory import build_fleet_dag
+from clone.operators.ci import REPO_LABEL
 from clone.settings import AGENT_POOL
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -34,7 +35,7 @@ def test_fleet_dag_shape():
     assert tasks["summary"].trigger_rule == "all_done"
     assert tasks["repo.agent_pass"].pool == AGENT_POOL and tasks["repo.autofix"].pool == AGENT_POOL
     for task_id in ("repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix"):
-        assert tasks[task_id].map_index_template == "{{ clone_repo }}"
+        assert tasks[task_id].map_index_template == REPO_LABEL
 
 
 def test_schedule_from_env(monkeypatch):

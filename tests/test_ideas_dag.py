@@ -7,6 +7,7 @@ import pytest
 from clone.errors import ConfigError
 from clone.ideas import ACTIVE, BLOCKED, Idea
 from clone.ideas_dag import build_ideas_dag, ideas_schedule_from_env, render_rows
+from clone.operators.ci import REPO_LABEL
 from clone.settings import AGENT_POOL, load_settings
 
 
@@ -24,7 +25,7 @@ def test_ideas_dag_shape():
     assert tasks["idea.bootstrap"].pool == AGENT_POOL
     assert {tasks[t].pool for t in ("idea.triage", "idea.publish", "idea.enrol")} == {"default_pool"}
     for task_id in ("idea.triage", "idea.bootstrap", "idea.publish", "idea.enrol"):
-        assert tasks[task_id].map_index_template == "{{ clone_repo }}"
+        assert tasks[task_id].map_index_template == REPO_LABEL
 
 
 def test_ideas_schedule_from_env(monkeypatch):

@@ -18,6 +18,8 @@ from tests.repos import git
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "include" / "scripts" / "fleet_report.py"
 UTC = dt.timezone.utc
+NO_REMOTE_SOURCES = ["", "read:"] + [f"  {name:<12}  checkout HEAD (no remote 'origin')"
+                                     for name in ("alpha", "beta-service", "empty", "gamma")]
 
 
 def commit(repo: Path, when: str, author: str, subject: str) -> str:
@@ -74,6 +76,7 @@ def test_commits_newest_first_as_a_table(fleet):
         f"2026-11-24 08:00 | alpha        | {ids['a1'][:12]} | Ann Lee | Add the parser",
         "",
         "4 commit(s) in 2 of 4 repo(s) since 2026-11-24T00:00:00Z",
+        *NO_REMOTE_SOURCES,
     ]
     assert [c.sha for c in report.commits] == [ids["a3"], ids["b1"], ids["a2"], ids["a1"]]
 
@@ -90,6 +93,7 @@ def test_counts_per_repo_include_idle_repos(fleet):
         "gamma        |       0",
         "total        |       4",
         "since 2026-11-24T00:00:00Z",
+        *NO_REMOTE_SOURCES,
     ]
 
 
@@ -169,7 +173,9 @@ def test_cli_relative_since_from_any_cwd(tmp_path):
                              + " | Ann Lee | Half an hour ago")
     assert lines[2].startswith(dt.datetime.fromtimestamp(now - 3600, UTC).strftime("%Y-%m-%d %H:%M"))
     assert recent[:12] in lines[2]
-    assert lines[-1] == "2 commit(s) in 1 of 2 repo(s) since 8 hours ago"
+    assert lines[-5] == "2 commit(s) in 1 of 2 repo(s) since 8 hours ago"
+    assert lines[-3:] == ["read:", "  old  checkout HEAD (no remote 'origin')",
+                          "  svc  checkout HEAD (no remote 'origin')"]
 
     counts = run_cli("--counts", "--since", "1 day ago", "--repos-file", str(repos_file), cwd=elsewhere)
     assert counts.returncode == 0, counts.stderr
@@ -194,3 +200,60 @@ def test_cli_bad_entries_on_stderr_and_broken_file_exits_non_zero(tmp_path):
 
     missing = run_cli("--repos-file", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_the_report_reads_what_clone_pushed_not_the_checkouts(tmp_path, clone_env):
+    """Clone pushes from its workspace and never updates your checkout: the report reads the remote."""
+    from clone.fleet import RepoEntry
+    from clone.passes import run_pass
+    from clone.settings import load_settings
+    from tests.conftest import write_plan
+    from tests.repos import commit_file, make_remote_and_checkout
+
+    app, app_remote = make_remote_and_checkout(tmp_path, "app")
+    lib, lib_remote = make_remote_and_checkout(tmp_path, "lib")
+    local = tmp_path / "code" / "local"
+    commit(local, "2026-11-24T08:00:00+00:00", "Ann Lee", "Only here")
+    gone, _ = make_remote_and_checkout(tmp_path, "gone")
+    git(gone, "remote", "set-url", "origin", str(tmp_path / "remotes" / "moved-away.git"))
+    # Two Clone passes on app, pushed as the push task pushes: from the workspace.
+    write_plan(clone_env["plan"], {"app": {"pass": [{"append": "notes.txt", "text": "one more\n"}]}})
+    for run_id in ("r1", "r2"):
+        result = run_pass(RepoEntry(path=str(app), name="app"), load_settings(), run_id)
+        git(result["workdir"], "push", "--quiet", "origin", f"HEAD:{result['branch']}")
+    # Someone else pushed to lib from another clone: neither the checkout nor a workspace has it.
+    other = tmp_path / "other-lib"
+    git(tmp_path, "clone", "--quiet", str(lib_remote), str(other))
+    pushed_lib = commit_file(other, "lib.py", "x = 1\n", "lib: pushed elsewhere")
+    git(other, "push", "--quiet", "origin", "main")
+    refs_before = {p: git(p, "for-each-ref") for p in (app, lib)}
+
+    repos_file = tmp_path / "fleet.yaml"
+    repos_file.write_text("repos:\n" + "".join(f"  - path: {p}\n" for p in (app, lib, local, gone)))
+    report = fleet_report(repos_file, "2000-01-01", workspace=clone_env["workspace"])
+
+    app_head, lib_head = git(app_remote, "rev-parse", "main"), git(lib_remote, "rev-parse", "main")
+    assert report.problems == []
+    assert report.counts == {"app": 3, "gone": 1, "lib": 2, "local": 1}
+    assert [c.subject for c in report.commits if c.repo == "app"] == [
+        "clone: maintenance pass on app", "clone: maintenance pass on app", "initial"]
+    assert git(app, "log", "--format=%s", "HEAD") == "initial"  # the checkout still has none of them
+    assert [c.sha for c in report.commits if c.repo == "lib"][0] == pushed_lib == lib_head
+    assert report.sources["app"] == f"origin/main {app_head[:12]} (remote)"
+    assert report.sources["lib"] == f"origin/main {lib_head[:12]} (remote, fetched)"
+    assert report.sources["local"] == "checkout HEAD (no remote 'origin')"
+    assert report.sources["gone"].startswith("checkout HEAD (the remote could not be read: git ls-remote origin")
+    assert {p: git(p, "for-each-ref") for p in (app, lib)} == refs_before  # the checkouts were only read
+    rendered = render_counts(report).splitlines()
+    assert rendered[:6] == ["repo  | commits", "app   |       3", "lib   |       2", "gone  |       1",
+                            "local |       1", "total |       7"]
+    assert rendered[-4:] == [f"  app    origin/main {app_head[:12]} (remote)",
+                             f"  gone   {report.sources['gone']}",
+                             f"  lib    origin/main {lib_head[:12]} (remote, fetched)",
+                             "  local  checkout HEAD (no remote 'origin')"]
+
+    # The script says the same, reading CLONE_WORKSPACE like the DAGs (the fetched copy is reused).
+    cli = run_cli("--counts", "--since", "2000-01-01", "--repos-file", str(repos_file), cwd=tmp_path,
+                  env={"CLONE_WORKSPACE": str(clone_env["workspace"])})
+    assert cli.returncode == 0, cli.stderr
+    assert "app   |       3" in cli.stdout and f"lib    origin/main {lib_head[:12]} (remote" in cli.stdout

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from clone.run_note import NOTE_MAX_CHARS, fit_note
-from clone.summary import render_table, repo_rows
+import pytest
+
+from clone.run_note import NOTE_MAX_CHARS, _skip_message, fit_note
+from clone.summary import known_reason, render_table, repo_rows, skip_kind, warnings
 
 
 def test_rows_from_states_and_results():
@@ -19,9 +21,11 @@ def test_rows_from_states_and_results():
         {"changed": True, "pushed": True, "verification": "passed", "tokens": 5, "agent": {"duration": 9},
          "ci": {"status": "failure", "runs": [{"html_url": "https://x/runs/2"}]}},
     ]
-    table = render_table(repo_rows(repos, states, results))
+    table = render_table(repo_rows(repos, states, results,
+                                   skip_reasons={1: "b: the pass made no change; nothing to push"}))
     assert "| a | changed | passed | 2 | success | 1 | 1234 | 61s | https://x/runs/1 | ok |" in table
-    assert "| b | no change | skipped | 0 | - | - | 10 | 3s | - | ok |" in table
+    assert ("| b | no change | skipped | 0 | - | - | 10 | 3s | - | push skipped: the pass made no change; "
+            "nothing to push |") in table
     assert "| c | changed | passed | 1 | failure | failed | 5 | 9s | https://x/runs/2 | FAILED |" in table
     assert table.endswith("3 repo(s), 1 failed: c")
 
@@ -88,3 +92,78 @@ def test_red_ci_left_unfixed_fails_the_row():
               "repo.autofix_0": "skipped"}
     rows = repo_rows([{"name": "a"}], states, [{"changed": True, "pushed": True, "ci": {"status": "failure"}}])
     assert rows[0]["failed"]
+
+
+# The messages the tasks raise, as their skips log them (see dag_factory, controls, passes, stall).
+KILL = ("a: the kill switch is on (Airflow Variable clone_paused=true); no new agent work starts. "
+        "Set it to false to resume.")
+LEASE = ("b: another pass is working on this repo (run manual__2026 since 2026-12-03 10:00 UTC); skipped so "
+         "that two agents never share a repo")
+STALL = ("c: stalled: the last 3 passes changed nothing (CLONE_STALL_PASSES=3) and the branch is still at "
+         "0123456789ab; it resumes on new commits, or clear it with `include/scripts/stall.py clear <repo>`")
+DEADLINE = "d: the MAX_HOURS deadline (2026-12-03 10:00 UTC) has passed; no new pass starts"
+
+
+@pytest.mark.parametrize("message, kind", [
+    (KILL, "kill switch"), (LEASE, "lease"), (STALL, "stall"), (DEADLINE, "deadline"),
+    ("e: the run's token budget is spent (10 >= CLONE_MAX_TOKENS_PER_RUN=5); no new pass starts", "budget"),
+    ("e: the pass made no change; nothing to push", "no change"),
+    ("e: dry run; the commit abc stays in the workspace /w", "dry run"), (None, "unknown"), ("odd", "unknown"),
+])
+def test_skip_kinds(message, kind):
+    assert skip_kind(message) == kind
+
+
+def skipped_rows(messages):
+    repos = [{"name": m.split(":", 1)[0]} for m in messages]
+    states = {f"repo.{step}_{i}": "skipped" for i in range(len(repos)) for step in ("agent_pass", "push")}
+    return repo_rows(repos, states, [None] * len(repos), skip_reasons=dict(enumerate(messages)))
+
+
+def test_the_row_says_why_it_skipped():
+    table = render_table(skipped_rows([KILL, LEASE]))
+    assert ("| a | skipped | - | 0 | - | - | 0 | - | - | skipped: the kill switch is on (Airflow Variable "
+            "clone_paused=true); no new agent work starts. Set it to false to resume. |") in table
+    assert "| b | skipped | - | 0 | - | - | 0 | - | - | skipped: another pass is working on this repo" in table
+    assert table.endswith("2 repo(s), 0 failed, 2 skipped")
+    green = repo_rows([{"name": "g"}], {"repo.agent_pass_0": "success", "repo.push_0": "success",
+                                        "repo.ci_wait_0": "success", "repo.autofix_0": "skipped"},
+                      [{"changed": True, "pushed": True, "ci": {"status": "success"}}],
+                      skip_reasons={0: "g: CI success; nothing to fix"})
+    assert render_table(green).splitlines()[2].endswith("| ok |")  # a green CI's autofix skip is no news
+    unknown = repo_rows([{"name": "x"}], {"repo.agent_pass_0": "skipped"})
+    assert "skipped: reason not known (see the task's log)" in render_table(unknown)
+
+
+def test_a_run_of_only_unchosen_skips_says_so_first():
+    rows = skipped_rows([LEASE, STALL, DEADLINE])
+    notes = warnings(rows)
+    assert notes == ["WARNING: every repo was skipped (deadline, lease, stall); this run did no work"]
+    assert render_table(rows, notes).splitlines()[0] == notes[0]
+    # A skip somebody chose (the kill switch, a dry run, no change) is not a warning.
+    assert warnings(skipped_rows([LEASE, KILL])) == []
+    assert warnings(skipped_rows([KILL])) == []
+    assert warnings([]) == []
+
+
+def test_a_repo_skipped_again_is_a_warning():
+    previous = skipped_rows([LEASE, STALL])
+    now = skipped_rows([LEASE.replace("manual__2026", "manual__2027"), KILL, STALL])
+    assert warnings(now, previous, "scheduled__2026-12-03") == [
+        "WARNING: b skipped again (lease; also in run scheduled__2026-12-03: lease)",
+        "WARNING: c skipped again (stall; also in run scheduled__2026-12-03: stall)",
+    ]
+    assert warnings(skipped_rows([KILL]), skipped_rows([KILL])) == []
+
+
+def test_known_reasons_without_the_logs():
+    assert known_reason("push", {"changed": False}, dry_run=False, paused=False).startswith("the pass made no")
+    assert known_reason("push", {"changed": True}, dry_run=True, paused=False).startswith("dry run")
+    assert known_reason("agent_pass", None, dry_run=False, paused=True).startswith("the kill switch is on")
+    assert known_reason("agent_pass", None, dry_run=False, paused=False) is None
+
+
+def test_skip_message_from_a_structured_log():
+    content = [{"event": "::group::Post Execute"}, {"event": "Skipping task.", "reason": LEASE}, "plain"]
+    assert _skip_message(content) == LEASE
+    assert _skip_message([{"event": "Skipping task."}]) is None and _skip_message("text") is None

@@ -6,7 +6,9 @@
     python include/scripts/fleet_report.py --since 2026-11-01 --counts
 
 --since takes anything git log --since takes. Times are shown in the local time zone (TZ).
-Reads CLONE_REPOS_FILE (default repos.yaml in the project root) like the DAGs do.
+Reads CLONE_REPOS_FILE (default repos.yaml in the project root) like the DAGs do. A repo with a remote is
+read on the remote's branch (what Clone pushed), not the checkout's HEAD; the report ends with what it
+read for each repo.
 Bad entries are reported on stderr and skipped; a repos.yaml that cannot be read exits 1.
 """
 
@@ -37,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.since.strip():
         parser.error("--since must not be empty")
     try:
-        repos_file = args.repos_file.expanduser().resolve() if args.repos_file else load_settings().repos_file
+        settings = load_settings()
+        repos_file = args.repos_file.expanduser().resolve() if args.repos_file else settings.repos_file
         if not repos_file.is_file():
             raise ConfigError(f"{repos_file} does not exist: run include/scripts/discover_active_repos.py "
                               "first, or pass --repos-file")
-        report = fleet_report(repos_file, args.since)
+        report = fleet_report(repos_file, args.since, workspace=settings.workspace)
     except ConfigError as e:
         print(f"fleet_report: {e}", file=sys.stderr)
         return 1

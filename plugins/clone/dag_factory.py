@@ -15,7 +15,7 @@ from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_g
 from airflow.sdk.exceptions import AirflowSkipException
 
 from clone import lease
-from clone.controls import skip_if_paused
+from clone.controls import fleet_paused, skip_if_paused
 from clone.discover import discover
 from clone.errors import CloneError, ConfigError, PushConflict
 from clone.fleet import RepoEntry, load_fleet, merge_discovered
@@ -31,8 +31,8 @@ from clone.passes import PassSkipped, run_pass
 from clone.push import push_branch, record_push_conflict
 from clone.settings import AGENT_POOL, Settings
 from clone.settings import schedule_from_env as settings_schedule
-from clone.run_note import set_run_note
-from clone.summary import render_table, repo_rows
+from clone.run_note import set_run_note, skip_reasons
+from clone.summary import first_skipped, known_reason, render_table, repo_rows, warnings
 from clone.timeouts import AUTOFIX_PRIORITY, PASS_PRIORITY, execution_timeouts
 from clone.workspace import identity
 
@@ -42,6 +42,8 @@ START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_SCHEDULE = Settings.schedule
 #: dag_run.conf keys that carry a multi-cycle run's bookkeeping from one cycle to the next.
 CYCLE_KEY, DEADLINE_KEY = "_clone_cycle", "_clone_deadline"
+#: The summary's XCom key for its rows (pushed before it can fail; the next run compares skips with it).
+ROWS_KEY = "rows"
 
 
 #: What every Clone DAG shares: no catchup (backfills are explicit), one run at a time, no retries
@@ -209,9 +211,51 @@ def last_results(ti: Any, count: int, states: dict[str, Any]) -> list[dict[str, 
     return results
 
 
+def skip_messages(ti: Any, repos: list[dict[str, Any]], states: dict[str, Any],
+                  results: list[dict[str, Any] | None], settings: Settings) -> dict[int, str]:
+    """Per repo index, why its chain's first skipped step skipped. What follows from the chain's result
+    (no change, dry run, green CI) is said at once; the rest (kill switch, lease, stall, deadline) is the
+    skip's own message, read from the task's log through the REST API (the Task SDK keeps no other record
+    of it), else the kill switch if it is on now."""
+    wanted = {index: step for index in range(len(repos)) if (step := first_skipped(states, index))}
+    messages = {}
+    for index, step in wanted.items():
+        known = known_reason(step, results[index], dry_run=settings.dry_run, paused=False)
+        if known:
+            messages[index] = known
+    unknown = [(f"repo.{wanted[i]}", i) for i in wanted if i not in messages]
+    if not unknown:
+        return messages
+    found, why_not = skip_reasons(ti.dag_id, ti.run_id, unknown)
+    if why_not:
+        log.warning("skip reasons: %s; the summary says what it can tell by itself", why_not)
+    paused = fleet_paused()
+    for task_id, index in unknown:
+        message = found.get((task_id, index)) or known_reason(wanted[index], results[index],
+                                                              dry_run=settings.dry_run, paused=paused)
+        if message:
+            messages[index] = message
+    return messages
+
+
+def previous_summary(ti: Any) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """The rows of this DAG's previous run's summary (by logical date) and that run's id, if any."""
+    try:
+        previous = ti.get_previous_dagrun()
+        if previous is None:
+            log.info("no previous run to compare skips with (this run has no logical date, or is the first)")
+            return None, None
+        rows = ti.xcom_pull(task_ids="summary", key=ROWS_KEY, run_id=previous.run_id)
+    except Exception as e:  # noqa: BLE001 - the comparison is advice; the summary itself must still finish
+        log.warning("could not read the previous run's summary: %r", e)
+        return None, None
+    return (list(rows) if rows else None), previous.run_id
+
+
 @task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE)
 def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Log one row per repo with the state of each link of its chain, release the repos, report failures."""
+    """Log one row per repo with the state of each link of its chain and why a step skipped, warn about
+    runs that did nothing, release the repos, report failures."""
     context = get_current_context()
     ti = context["ti"]
     settings = run_settings(context)
@@ -222,8 +266,14 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         log.info("released %d repo lease(s)", len(released))
     states = ti.get_task_states(dag_id=ti.dag_id, task_group_id="repo", run_ids=[ti.run_id])
     run_states = states.get(ti.run_id, {})
-    rows = repo_rows(repos, run_states, last_results(ti, len(repos), run_states))
-    table = render_table(rows)
+    results = last_results(ti, len(repos), run_states)
+    rows = repo_rows(repos, run_states, results, skip_reasons=skip_messages(ti, repos, run_states, results,
+                                                                             settings))
+    ti.xcom_push(key=ROWS_KEY, value=rows)  # for the next run's comparison, also when this one fails
+    notes = warnings(rows, *previous_summary(ti))
+    for note in notes:
+        log.warning("%s", note)
+    table = render_table(rows, notes)
     log.info("run summary:\n%s", table)
     why_not = set_run_note(ti.dag_id, ti.run_id, table)
     if why_not:

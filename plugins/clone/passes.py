@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from pathlib import Path
+from collections.abc import Collection
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from clone import backlog, budget, compaction, core_policy, guards, memory, prompts, stall, verify
@@ -28,6 +29,13 @@ log = logging.getLogger(__name__)
 
 #: Files the orchestrator itself writes after the agent ran (staged explicitly, never by ``add -A``).
 ORCHESTRATOR_FILES = (memory.AGENTS, memory.MEMORY, memory.INCIDENTS, compaction.ARCHIVE_DIR.rstrip("/"))
+#: Directories of caches and build output that a new file under is never committed, whoever wrote it (the
+#: checks, or an agent that ran the tests itself), for repos whose .gitignore does not already say so.
+GENERATED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".tox",
+                            ".nox", ".eggs", "node_modules", ".gradle", ".next", ".parcel-cache", ".turbo"})
+#: File suffixes of the same kind (bytecode, coverage data).
+GENERATED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+GENERATED_FILES = frozenset({".coverage"})
 
 
 class PassSkipped(CloneError):
@@ -40,15 +48,45 @@ class PassBlocked(CloneError):
 
 @dataclasses.dataclass(frozen=True)
 class Protected:
-    """What an agent must not change, as it was before the agent ran."""
+    """What an agent must not change, as it was before the agent ran, and the untracked files already in
+    the work tree then (left by earlier checks: not the agent's work, never committed with it)."""
 
     git_config: bytes
     agents_md: str
+    untracked: frozenset[str] = frozenset()
 
 
 def snapshot_protected(workdir: Path) -> Protected:
+    listed = Git(workdir).run("ls-files", "-z", "--others", "--exclude-standard").stdout
     return Protected(git_config=(workdir / ".git" / "config").read_bytes(),
-                     agents_md=core_policy.snapshot(workdir))
+                     agents_md=core_policy.snapshot(workdir),
+                     untracked=frozenset(path for path in listed.split("\0") if path))
+
+
+def is_generated(path: str) -> bool:
+    """True for a cache or build-output path (``src/__pycache__/x.pyc``, ``.pytest_cache/v/...``)."""
+    parts = PurePosixPath(path).parts
+    return (any(part in GENERATED_DIRS or part.endswith(GENERATED_SUFFIXES) for part in parts)
+            or parts[-1] in GENERATED_FILES)
+
+
+def commit_work(git: Git, base: str, tree: str, message: str, *, leftovers: Collection[str] = ()) -> str | None:
+    """The one commit rule for agent work, a pass's and an autofix's alike; returns the commit or None.
+
+    The commit holds ``tree`` (the agent's work, taken before the checks ran, so nothing they wrote is in
+    it) less every file new since ``base`` that is a cache or build output (:func:`is_generated`) or was
+    already lying untracked in the work tree before the agent ran (``leftovers``), plus the orchestrator's
+    own files (:data:`ORCHESTRATOR_FILES`) as they are now. The work tree is left alone.
+    """
+    git.reset_index(tree)
+    added = git.run("diff", "--cached", "--name-only", "--no-renames", "-z", "--diff-filter=A", base).stdout
+    dropped = [path for path in added.split("\0") if path and (is_generated(path) or path in leftovers)]
+    if dropped:
+        git.run("update-index", "--force-remove", "-z", "--stdin", stdin="\0".join(dropped) + "\0")
+        log.info("commit: left out %d file(s) that are caches, build output or earlier checks' leftovers: %s",
+                 len(dropped), ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+    git.stage(*ORCHESTRATOR_FILES)
+    return git.commit_index(message)
 
 
 def restore_protected(workdir: Path, before: Protected, run_id: str) -> list[memory.Incident]:
@@ -218,12 +256,11 @@ class Pass:
         }
         if not changed:
             log.info("pass: the agent changed nothing in %s", entry.name)
-            sha = self.git.commit_index(commit_message("docs", entry.name, self.run_id, "", None)) if created \
-                else None
+            sha = commit_work(self.git, self.ws.base_sha, docs_tree,
+                              commit_message("docs", entry.name, self.run_id, "", None)) if created else None
             return {**outcome, "changed": sha is not None, "head_sha": sha or self.ws.base_sha}
 
         agent_tree, outcome["checks"], outcome["verification"] = self._verify(checks, agent_tree)
-        self.git.reset_index(agent_tree)  # what the checks left behind (build output, caches) is not committed
         findings = guards.scan(self.git, self.ws.base_sha, agent_tree, guards.GuardPolicy.from_settings(settings))
         outcome["findings"] = [dataclasses.asdict(f) for f in findings]
         if findings:
@@ -234,9 +271,9 @@ class Pass:
             raise PassBlocked(f"{entry.name}: the push is blocked by the guards:\n{guards.render(findings)}")
 
         self._record_history(outcome["checks"], "committed")
-        self.git.stage(*ORCHESTRATOR_FILES)
-        sha = self.git.commit_index(commit_message("pass", entry.name, self.run_id, result.last_message,
-                                                   self.tokens or None))
+        # agent_tree predates the checks: what they left behind (build output, caches) is not committed.
+        sha = commit_work(self.git, self.ws.base_sha, agent_tree,
+                          commit_message("pass", entry.name, self.run_id, result.last_message, self.tokens or None))
         files = self.git.changed_files(self.ws.base_sha, sha) if sha else []
         log.info("pass: committed %s on %s (%d file(s): %s)", (sha or "nothing")[:12], self.ws.branch,
                  len(files), ", ".join(files[:20]) + (" ..." if len(files) > 20 else ""))

@@ -25,7 +25,8 @@ from clone.github.ci import failure_report
 from clone.github.connection import endpoint_for
 from clone.operators.ci import REPO_LABEL, final_failures, label, log_ci_event
 from clone.operators.land import LandMixin
-from clone.passes import commit_message, keep_work, read_docs, restore_protected, snapshot_protected
+from clone.passes import (commit_message, commit_work, keep_work, read_docs, restore_protected,
+                          snapshot_protected)
 from clone.push import commit_and_push, push_branch, record_incident
 from clone.params import run_settings
 from clone.settings import Settings
@@ -229,8 +230,9 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
             keep_work(ws, tree, sha, "autofix-blocked")
             self._give_up(settings, context, ci, attempts=attempt,
                           why=f"the guards blocked the agent's fix: {guards.render(guards.blocking(findings))}")
-        fix = ws.commit_index(commit_message("autofix", repo, run_id, agent_result.last_message,
-                                             agent_result.usage.get("total_tokens")))
+        fix = commit_work(ws, sha, tree, commit_message("autofix", repo, run_id, agent_result.last_message,
+                                                        agent_result.usage.get("total_tokens")),
+                          leftovers=before.untracked)
         if fix is None:
             self._give_up(settings, context, ci, attempts=attempt,
                           why=f"the agent changed nothing on autofix attempt {attempt}")

@@ -22,12 +22,37 @@ from clone.triggers.ci import VERDICTS, GitHubCITrigger
 
 log = logging.getLogger(__name__)
 
-#: Label for each mapped instance in the grid: the repo's name (set by every task in the chain).
-REPO_LABEL = "{{ clone_repo }}"
+#: Where each mapped task's own input names its repo (or idea), as Jinja accessors from ``task``: a
+#: ``@task``'s first positional argument (the repos.yaml entry's ``name``, the previous result's ``repo``,
+#: the idea's ``id``), or the operators' templated input (the chain result's ``repo``).
+LABEL_INPUTS = (
+    (".op_args", "[0]", ".repo"), (".op_args", "[0]", ".name"), (".op_args", "[0]", ".id"),
+    (".push_result", ".repo"), (".ci_result", ".repo"),
+)
+
+
+def _label_template(inputs: tuple[tuple[str, ...], ...]) -> str:
+    """``clone_repo`` once :func:`label` set it, else the first of ``inputs`` the task's input has."""
+    branches = ["{% if clone_repo is defined %}{{ clone_repo }}"]
+    for steps in inputs:
+        prefixes = ["task" + "".join(steps[:i]) for i in range(1, len(steps) + 1)]
+        defined = " and ".join(f"{prefix} is defined" for prefix in prefixes)
+        branches.append(f"{{% elif {defined} %}}{{{{ {prefixes[-1]} }}}}")
+    return "".join(branches) + "{% endif %}"
+
+
+#: Label for each mapped instance in the grid: the repo's name, from the moment the instance starts.
+#: The Task SDK renders ``map_index_template`` once before ``execute`` (after the task's templated inputs,
+#: and with them its mapped input, are rendered) and sends it to the API server at once; it renders it again
+#: only when the task ends, and a deferral is not an end. So the label must come from the input, not only
+#: from ``clone_repo``, which a task sets in its context while it runs: that one showed only once an
+#: instance had finished, and a running or deferred instance showed its number.
+REPO_LABEL = _label_template(LABEL_INPUTS)
 
 
 def label(context: Any, repo: str) -> None:
-    """Name this mapped task instance after its repo (rendered by ``map_index_template``)."""
+    """Name this mapped task instance after its repo (rendered by ``map_index_template`` when the task ends;
+    :data:`REPO_LABEL` reads the same name from the task's input when it starts)."""
     context["clone_repo"] = repo
 
 
