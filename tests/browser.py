@@ -60,3 +60,29 @@ def launch(playwright, executable: Path):
     """A headless Chromium browser (Playwright ``Browser``) from ``executable``."""
     return playwright.chromium.launch(executable_path=str(executable), args=list(CHROMIUM_ARGS),
                                       headless=True)
+
+
+def log_in(page, base: str, password: str) -> None:
+    """Log in to the Airflow UI at ``base`` as admin (simple auth manager's login page)."""
+    page.goto(f"{base}/")
+    page.wait_for_url("**/auth/login**")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+
+
+def open_trigger_form(page, base: str, dag_id: str):
+    """The trigger dialog of a freshly loaded DAG page (every field at its default), and its Trigger button,
+    asserted enabled (a field the form takes for required and empty disables it)."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.locator("[role=dialog][data-state=open]")
+    expect(dialog.get_by_text(f"Trigger Dag - {dag_id}")).to_be_visible(timeout=30_000)
+    expect(dialog.get_by_text("Run Parameters")).to_be_visible()
+    submit = dialog.get_by_role("button", name="Trigger").last
+    expect(submit, "the Trigger button is disabled with every default untouched (a field the form takes "
+                   "for required and empty)").to_be_enabled()
+    return dialog, submit

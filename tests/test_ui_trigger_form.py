@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from clone.params import OPTIONS
 from tests.airflow_home import airflow
-from tests.browser import chromium, launch  # noqa: F401 (chromium is a fixture)
+from tests.browser import chromium, launch, log_in, open_trigger_form  # noqa: F401 (chromium is a fixture)
 from tests.conftest import agent_calls, write_plan
 from tests.repos import log_subjects, make_remote_and_checkout
 from tests.standalone import Api, free_port, standalone_env, stop, wait_for
@@ -49,19 +49,6 @@ def _finished_run(api: Api, run_id: str):
         run = answer.json() if answer is not None and answer.status_code == 200 else {}
         return run if run.get("state") in FINISHED else None
     return check
-
-
-def _open_trigger_form(page, base: str):
-    """The trigger dialog of a freshly loaded DAG page (every field at its default), and its Trigger button."""
-    page.goto(f"{base}/dags/{DAG_ID}")
-    page.get_by_role("button", name="Trigger").first.click()
-    dialog = page.locator("[role=dialog][data-state=open]")
-    expect(dialog.get_by_text(f"Trigger Dag - {DAG_ID}")).to_be_visible(timeout=30_000)
-    expect(dialog.get_by_text("Run Parameters")).to_be_visible()
-    submit = dialog.get_by_role("button", name="Trigger").last
-    expect(submit, "the Trigger button is disabled with every default untouched (a field the form takes "
-                   "for required and empty)").to_be_enabled()
-    return dialog, submit
 
 
 @pytest.mark.timeout(900)
@@ -99,15 +86,10 @@ def test_trigger_form_with_defaults_runs_on_the_workers_environment(tmp_path: Pa
             try:
                 page = browser.new_context(viewport={"width": 1280, "height": 2200}).new_page()
                 page.set_default_timeout(30_000)
-                page.goto(f"{base}/")
-                page.wait_for_url("**/auth/login**")
-                page.fill("input[name=username]", "admin")
-                page.fill("input[name=password]", password)
-                page.click("button[type=submit]")
-                page.wait_for_url(lambda url: "/auth/login" not in url)
+                log_in(page, base, password)
 
                 # Bad input: the API's schema message shows in the form, and no run is created.
-                dialog, submit = _open_trigger_form(page, base)
+                dialog, submit = open_trigger_form(page, base, DAG_ID)
                 page.fill("#element_repos", "not a repo!")
                 submit.click()
                 expect(dialog.get_by_text("Invalid input for param repos")).to_be_visible()
@@ -115,7 +97,7 @@ def test_trigger_form_with_defaults_runs_on_the_workers_environment(tmp_path: Pa
                 assert _runs(api) == []
 
                 # Every default untouched: the Trigger button works and the run is created.
-                dialog, submit = _open_trigger_form(page, base)
+                dialog, submit = open_trigger_form(page, base, DAG_ID)
                 assert page.input_value("#element_model") == "" and page.input_value("#element_repos") == ""
                 expect(dialog.get_by_text("default: CLONE_AGENT when the task runs (unset: codex)")) \
                     .to_be_visible()
