@@ -86,9 +86,10 @@ test: install ## Run the whole pytest suite (fails on any failure and when no te
 	echo "test: pytest exited $$status; total wall time $(ELAPSED) s"; \
 	exit "$$status"
 
-up: install ## Migrate the DB, load airflow_settings.yaml, run airflow standalone on localhost:8080
+up: install ## Migrate the DB, load airflow_settings.yaml, run every Airflow component (supervised) on localhost:8080
 	@$(STRICT) $(AIRFLOW_ENV); \
 	set -- "$(NOW)"; \
+	umask 077; \
 	mkdir -p "$$AIRFLOW_HOME"; \
 	echo "up: AIRFLOW_HOME=$$AIRFLOW_HOME"; \
 	airflow db migrate > "$$AIRFLOW_HOME/db-migrate.log" 2>&1 \
@@ -99,7 +100,7 @@ up: install ## Migrate the DB, load airflow_settings.yaml, run airflow standalon
 	echo "up: ready to start after $(ELAPSED) s"; \
 	echo "up: UI and REST API: http://localhost:$$AIRFLOW__API__PORT (user admin)"; \
 	echo "up: admin password: $$CLONE_ADMIN_PASSWORD_FILE (written on the first start)"; \
-	echo "up: Ctrl-C stops every component"; \
+	echo "up: Ctrl-C stops every component; a component that dies is restarted"; \
 	exec python "$(ROOT)/include/scripts/standalone.py"
 
 # ARGS reaches the recipe through the environment, not pasted into it (make would expand `$`, and bash

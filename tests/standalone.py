@@ -1,8 +1,10 @@
-"""A real ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server) for slow tests.
+"""A real Airflow started the way ``make up`` starts it, for slow tests.
 
-A throwaway AIRFLOW_HOME set up as ``include/scripts/airflow_env.sh`` does (SQLite in WAL mode with
-the busy timeout of ``clone.airflow_sqlite``, a free API port), a dags folder of the test's choosing and
-the project's ``plugins/``. Every wait is a poll with a deadline; :func:`stop` kills everything.
+``include/scripts/standalone.py`` (the ``make up`` supervisor: scheduler, dag-processor, triggerer,
+api-server and two loopback log servers) with the environment of ``include/scripts/airflow_env.sh``
+itself (sourced by bash, as ``make up`` does), on a throwaway AIRFLOW_HOME and a free API port; only
+the dags folder is the test's own. Every wait is a poll with a deadline; :func:`stop` stops the
+supervisor as Ctrl-C does and kills whatever is left.
 """
 
 from __future__ import annotations
@@ -19,33 +21,46 @@ import httpx
 import psutil
 import pytest
 
-from tests.airflow_home import AIRFLOW, ROOT, airflow_env
+from tests.airflow_home import ROOT, airflow_env
 
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 
+ENV_SCRIPT = ROOT / "include" / "scripts" / "airflow_env.sh"
+SUPERVISOR = ROOT / "include" / "scripts" / "standalone.py"
+
+
+def make_up_env(home: Path, port: int) -> dict[str, str]:
+    """What ``source include/scripts/airflow_env.sh`` exports for ``home`` and ``port`` (as in ``make up``).
+
+    The developer's own ``AIRFLOW*`` variables are dropped first, so they cannot leak in.
+    """
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "CLONE_PROJECT_DIR"}
+    base.update({"AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port)})
+    sourced = subprocess.run(["bash", "-c", 'source "$1" && env -0', "bash", str(ENV_SCRIPT)], env=base,
+                             capture_output=True, check=True, timeout=30)
+    return dict(item.split("=", 1) for item in sourced.stdout.decode().split("\0") if "=" in item)
+
+
 def standalone_env(home: Path, dags: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
-    """The environment of a standalone on ``home`` serving ``dags`` on ``port`` (plus ``extra``)."""
-    return airflow_env(home, {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    """The ``make up`` environment on ``home`` serving ``dags`` on ``port`` (plus ``extra``)."""
+    env = airflow_env(home, make_up_env(home, port))  # airflow_env's test defaults, then make up's
+    env.update({
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "clone.airflow_sqlite.CONNECT_ARGS",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "clone.airflow_sqlite.ASYNC_CONNECT_ARGS",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # Free log-server ports too: two tests (or a developer's `make up`) must not collide.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         **extra,
     })
+    return env
 
 
 def launch(env: dict[str, str], home: Path) -> tuple[subprocess.Popen, Path]:
-    """Start ``airflow standalone`` in its own process group; returns it and its log file."""
+    """Start the ``make up`` supervisor in its own session; returns it and its log file."""
     log = home / "standalone.log"
     with log.open("wb") as out:
-        standalone = subprocess.Popen([AIRFLOW, "standalone"], env=env, stdin=subprocess.DEVNULL,
+        standalone = subprocess.Popen([sys.executable, str(SUPERVISOR)], env=env, stdin=subprocess.DEVNULL,
                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return standalone, log
 
@@ -89,7 +104,7 @@ def wait_for(what: str, check, timeout: float, standalone: subprocess.Popen, log
         if value:
             return value
         if standalone.poll() is not None:
-            pytest.fail(f"airflow standalone exited ({standalone.returncode}) while waiting for {what}:\n"
+            pytest.fail(f"the supervisor exited ({standalone.returncode}) while waiting for {what}:\n"
                         f"{log.read_text(errors='replace')[-6000:]}")
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; standalone log tail:\n"
@@ -112,7 +127,13 @@ def our_processes(home: Path) -> list[psutil.Process]:
 
 
 def stop(standalone: subprocess.Popen, home: Path) -> list[str]:
-    """Kill standalone's process group (SIGTERM, then SIGKILL); return what had to be killed one by one."""
+    """Stop the supervisor as Ctrl-C does; kill what is left; return what had to be killed one by one."""
+    if standalone.poll() is None:
+        standalone.send_signal(signal.SIGINT)
+        try:
+            standalone.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            pass
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(standalone.pid, sig)

@@ -1,43 +1,118 @@
 #!/usr/bin/env python
-"""Run ``airflow standalone`` so that Ctrl-C, ``kill -INT`` or ``kill -TERM`` stops every component.
+"""Run Clone's local Airflow (what ``make up`` starts): every component supervised, nothing exposed.
 
-What this wrapper works around (each observed with Airflow 3.3.2 on this project):
+Instead of ``airflow standalone`` (which neither restarts a component that dies nor lets the log
+servers bind loopback), this starts and watches, each in its own process group:
 
-* Started in the background by a non-interactive shell (``make up &``, CI, an IDE), a process
-  inherits SIGINT as *ignored*, and ``airflow standalone`` would never see Ctrl-C. The wrapper
-  installs its own handlers, so the child starts with SIGINT at its default.
-* SIGINT to a whole process group (a terminal's Ctrl-C, ``kill -INT -PGID``) reached the
-  scheduler directly and, a moment later, as SIGTERM from standalone; once, the scheduler then
-  waited forever on its idle LocalExecutor workers. SIGTERM to standalone itself orphans the
-  components. The triggerer took 11 s to honour a SIGTERM, and a SIGINT too in 2 runs of 5.
+* ``airflow scheduler --skip-serve-logs``, ``airflow dag-processor``,
+  ``airflow triggerer --skip-serve-logs`` and ``airflow api-server`` (on ``[api] host``, 127.0.0.1);
+* two log servers (Airflow's own app, ``airflow.utils.serve_logs``) on 127.0.0.1 at
+  ``[logging] worker_log_server_port`` (8793) and ``trigger_log_server_port`` (8794). Airflow 3.3's
+  built-in ``serve-logs`` binds every interface and has no host setting, hence ``--skip-serve-logs``.
 
-So standalone runs in its own process group. On the first SIGINT/SIGTERM/SIGHUP the wrapper
-sends each component (scheduler, dag-processor, api-server; for the triggerer, its trigger
-runner) exactly one SIGINT, waits for them, then sends standalone one SIGINT so it exits
-cleanly. Everything is down in about 3 s. A second signal more than 2 s after the first, or
-``STOP_GRACE_SECONDS`` passing, kills the whole group. The API port is checked first, so a
-second ``make up`` fails fast.
+Restart policy: a component that exits while nobody asked it to is restarted after a backoff of
+1, 2, 4, 8, 16 s (capped at ``MAX_BACKOFF_SECONDS``) counted over its restarts in the last
+``CRASH_WINDOW_SECONDS``, with a ``standalone.py: <name> exited with code N; restarting in S s``
+line. A component that dies ``MAX_RESTARTS`` times within ``CRASH_WINDOW_SECONDS`` is a crash loop:
+everything is stopped and this script exits 1, naming it.
+
+Exposure: the umask is 077 (everything Airflow creates is private to you), the metadata DB with its
+``-wal``/``-shm`` files, ``airflow.cfg`` and the generated admin password file are chmod 0600, and a
+``Password for user ...`` line the api-server prints on first start is replaced by the password
+file's path. Component output is passed through with a ``name |`` prefix.
+
+Stopping: on the first SIGINT/SIGTERM/SIGHUP each component gets exactly one SIGINT (for the
+triggerer, its children: interrupting the triggerer itself can make it sleep out a 10 s escalation);
+after ``STOP_GRACE_SECONDS`` or on a second signal more than 2 s later the remaining process groups
+are killed. The API port is checked first, so a second ``make up`` fails fast.
 
 Usage, with ``include/scripts/airflow_env.sh`` sourced (``make up`` does this)::
 
-    python include/scripts/standalone.py [extra airflow standalone args]
+    python include/scripts/standalone.py
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil  # an Airflow dependency
 
-STOP_GRACE_SECONDS = 30.0
-COMPONENTS_GRACE_SECONDS = 20.0
+STOP_GRACE_SECONDS = 20.0
+MAX_RESTARTS = 5
+CRASH_WINDOW_SECONDS = 300.0
+MAX_BACKOFF_SECONDS = 30.0
+PRIVATE_FILES = ("airflow.db", "airflow.db-wal", "airflow.db-shm", "airflow.cfg",
+                 "simple_auth_manager_passwords.json.generated")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PASSWORD_LINE = re.compile(r"Password for user '([^']*)': \S+")
+_LOG_SERVER = ("import sys, uvicorn; uvicorn.run('airflow.utils.serve_logs.log_server:get_app', factory=True, "
+               "host='127.0.0.1', port=int(sys.argv[1]), log_config=None, access_log=False)")
+
+
+def say(message: str) -> None:
+    print(f"standalone.py: {message}", flush=True)
+
+
+@dataclass
+class Component:
+    """One supervised Airflow process and its restart history."""
+
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+    restart_at: float | None = None
+
+    def start(self, password_hint: str) -> None:
+        self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, process_group=0)
+        threading.Thread(target=_relay, args=(self.name, self.process, password_hint), daemon=True).start()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _relay(name: str, process: subprocess.Popen[bytes], password_hint: str) -> None:
+    """Copy a component's output to ours, prefixed, with any generated password replaced."""
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = _PASSWORD_LINE.sub(lambda m: f"Password for user '{m.group(1)}' is in {password_hint}",
+                                  raw.decode(errors="replace").rstrip("\n"))
+        sys.stdout.write(f"{name:<13}| {line}\n")
+        sys.stdout.flush()
+
+
+def components(airflow: str) -> list[Component]:
+    """The processes ``make up`` runs, with the ports and hosts of the environment."""
+    worker_logs = os.environ.get("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "8793")
+    trigger_logs = os.environ.get("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "8794")
+    return [
+        Component("scheduler", [airflow, "scheduler", "--skip-serve-logs"]),
+        Component("dag-processor", [airflow, "dag-processor"]),
+        Component("triggerer", [airflow, "triggerer", "--skip-serve-logs"]),
+        Component("api-server", [airflow, "api-server"]),
+        Component("worker-logs", [sys.executable, "-c", _LOG_SERVER, worker_logs]),
+        Component("trigger-logs", [sys.executable, "-c", _LOG_SERVER, trigger_logs]),
+    ]
+
+
+def make_private(home: Path) -> None:
+    """chmod 0600 the DB, its WAL files, airflow.cfg and the password file, where they exist."""
+    for name in PRIVATE_FILES:
+        try:
+            (home / name).chmod(0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -46,75 +121,61 @@ def _port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
+def _interrupt(component: Component) -> None:
+    """One SIGINT to the component (for the triggerer: to its children, see the module docstring)."""
+    if not component.running():
+        return
+    assert component.process is not None
     try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
+        targets = [psutil.Process(component.process.pid)]
+        if component.name == "triggerer":
+            targets = targets[0].children() or targets
+        for target in targets:
+            target.send_signal(signal.SIGINT)
+    except psutil.NoSuchProcess:
         pass
 
 
-def _running(process: psutil.Process) -> bool:
-    """Alive and not a zombie (standalone reaps its components only when it stops)."""
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    members = []
-    for process in psutil.process_iter():
+def _kill_group(component: Component) -> None:
+    if component.process is not None:
         try:
-            if os.getpgid(process.pid) == pgid and _running(process):
-                members.append(process)
+            os.killpg(component.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    return members
 
 
-def _wait_until_gone(processes: list[psutil.Process], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while any(_running(process) for process in processes) and time.monotonic() < deadline:
-        time.sleep(0.2)
+def _stop_all(parts: list[Component], kill_now: threading.Event) -> None:
+    for component in parts:
+        _interrupt(component)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while any(c.running() for c in parts) and time.monotonic() < deadline and not kill_now.is_set():
+        time.sleep(0.1)
+    for component in parts:
+        if component.running():
+            say(f"{component.name} did not stop in time; killing it")
+        _kill_group(component)  # also whatever it left behind in its group (workers, parsers)
+        if component.process is not None:
+            component.process.wait()
 
 
-def _interrupt_components(standalone_pid: int) -> list[psutil.Process]:
-    """Send one SIGINT to each component standalone started (see the module docstring); return them."""
-    try:
-        components = psutil.Process(standalone_pid).children()
-    except psutil.NoSuchProcess:
-        return []
-    for component in components:
-        try:
-            targets = [component]
-            if "triggerer" in component.cmdline()[1:]:
-                # Interrupting the triggerer's own process races: its supervisor can then sleep out a
-                # 10 s escalation delay. Its trigger-runner (and log server) children stop at once, and
-                # the triggerer exits cleanly as soon as it sees the runner gone.
-                targets = component.children() or targets
-            for target in targets:
-                target.send_signal(signal.SIGINT)
-        except psutil.NoSuchProcess:
-            pass
-    return components
+def _check_restart(component: Component, now: float) -> str | None:
+    """Schedule a restart of a component that exited; return a crash-loop message to give up."""
+    assert component.process is not None
+    code = component.process.returncode
+    _kill_group(component)  # what it forked (LocalExecutor workers, parsers) is of no use without it
+    component.restarts = [t for t in component.restarts if now - t < CRASH_WINDOW_SECONDS] + [now]
+    if len(component.restarts) > MAX_RESTARTS:
+        return (f"{component.name} exited with code {code} {len(component.restarts)} times in "
+                f"{CRASH_WINDOW_SECONDS:.0f} s: a crash loop; giving up and stopping everything")
+    backoff = min(MAX_BACKOFF_SECONDS, 2.0 ** (len(component.restarts) - 1))
+    say(f"{component.name} exited with code {code}; restarting in {backoff:.0f} s "
+        f"(restart {len(component.restarts)} of at most {MAX_RESTARTS} in {CRASH_WINDOW_SECONDS:.0f} s)")
+    component.restart_at = now + backoff
+    return None
 
 
-def _stop(child: subprocess.Popen[bytes], requested_at: float) -> None:
-    """Stop the components, then standalone; kill the group if that takes too long."""
-    components = _interrupt_components(child.pid)
-    _wait_until_gone(components, COMPONENTS_GRACE_SECONDS)
-    if child.poll() is None:
-        child.send_signal(signal.SIGINT)
-    try:
-        child.wait(timeout=max(1.0, STOP_GRACE_SECONDS - (time.monotonic() - requested_at)))
-    except subprocess.TimeoutExpired:
-        print("standalone.py: Airflow did not stop in time; killing it", file=sys.stderr, flush=True)
-        _signal_group(child.pid, signal.SIGKILL)
-        child.wait()
-
-
-def supervise(argv: list[str]) -> int:
-    """Run standalone in its own process group until it exits or a stop signal arrives."""
+def supervise() -> int:
+    """Start every component, restart the ones that die, stop them all on a signal."""
     airflow = shutil.which("airflow")
     if airflow is None:
         print("error: `airflow` is not on PATH; run `make install` and source include/scripts/airflow_env.sh",
@@ -126,39 +187,58 @@ def supervise(argv: list[str]) -> int:
         print(f"error: port {port} is already in use (another `make up`?); stop it or set AIRFLOW__API__PORT",
               file=sys.stderr)
         return 1
+    home = Path(os.environ["AIRFLOW_HOME"])
+    password_file = os.environ.get("CLONE_ADMIN_PASSWORD_FILE",
+                                   str(home / "simple_auth_manager_passwords.json.generated"))
+    os.umask(0o077)
+    make_private(home)
 
     stop_requests: list[float] = []
-    child: subprocess.Popen[bytes] | None = None
+    kill_now = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         stop_requests.append(time.monotonic())
         if len(stop_requests) == 1:
-            print(f"standalone.py: {signal.Signals(signum).name}: stopping Airflow", flush=True)
-        elif child is not None and stop_requests[-1] - stop_requests[0] > 2:
-            print("standalone.py: second signal: killing Airflow now", file=sys.stderr, flush=True)
-            _signal_group(child.pid, signal.SIGKILL)
+            say(f"{signal.Signals(signum).name}: stopping Airflow")
+        elif stop_requests[-1] - stop_requests[0] > 2:
+            say("second signal: killing Airflow now")
+            kill_now.set()
 
-    for sig in _STOP_SIGNALS:  # before the child starts, so it starts with SIGINT at its default
+    for sig in _STOP_SIGNALS:  # before the children start, so they start with SIGINT at its default
         signal.signal(sig, on_signal)
-    child = subprocess.Popen([airflow, "standalone", *argv], stdin=subprocess.DEVNULL, process_group=0)
-    while child.poll() is None and not stop_requests:
+    parts = components(airflow)
+    for component in parts:
+        component.start(password_file)
+    say(f"started {', '.join(f'{c.name} ({c.process.pid})' for c in parts if c.process)}")
+
+    gave_up = None
+    next_chmod = 0.0
+    while not stop_requests and gave_up is None:
+        now = time.monotonic()
+        for component in parts:
+            if component.restart_at is not None:
+                if now >= component.restart_at:
+                    component.restart_at = None
+                    component.start(password_file)
+                    say(f"{component.name} restarted ({component.process.pid})")
+            elif not component.running():
+                gave_up = _check_restart(component, now)
+                if gave_up:
+                    break
+        if now >= next_chmod:  # the WAL files and the password file appear after start-up
+            make_private(home)
+            next_chmod = now + 5
         time.sleep(0.2)
-    if stop_requests:
-        _stop(child, stop_requests[0])
-    returncode = child.wait()
 
-    # Normally empty by now; a crashed standalone can leave components behind.
-    leftovers = _group_members(child.pid)
-    if leftovers:
-        _signal_group(child.pid, signal.SIGTERM)
-        _wait_until_gone(leftovers, 10)
-        _signal_group(child.pid, signal.SIGKILL)
-
-    if stop_requests:
-        elapsed = time.monotonic() - stop_requests[0]
-        print(f"standalone.py: Airflow stopped {elapsed:.1f} s after the signal", flush=True)
-    return 128 - returncode if returncode < 0 else returncode  # killed by a signal: the shell's convention
+    started_stop = time.monotonic()
+    _stop_all(parts, kill_now)
+    if gave_up:
+        print(f"standalone.py: ERROR: {gave_up}", file=sys.stderr, flush=True)
+        return 1
+    say(f"Airflow stopped {time.monotonic() - (stop_requests[0] if stop_requests else started_stop):.1f} s "
+        "after the signal")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(supervise(sys.argv[1:]))
+    sys.exit(supervise())
