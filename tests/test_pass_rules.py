@@ -18,6 +18,11 @@ FAKE_KEY = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"  # built here so this
 MAKEFILE = "test:\n\t@test ! -f broken.flag || (echo 'FAILED: broken.flag present'; exit 1)\n"
 
 
+@pytest.fixture(autouse=True)
+def block_policy(clone_env, monkeypatch):
+    monkeypatch.setenv("CLONE_VERIFY_POLICY", "block")
+
+
 @pytest.fixture
 def repo(clone_env, tmp_path):
     checkout, bare = make_remote_and_checkout(tmp_path, "app", {"Makefile": MAKEFILE, "app.py": "x = 1\n",

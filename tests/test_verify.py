@@ -197,6 +197,7 @@ def test_passing_and_failing_checks_with_output_tail(tmp_path):
     assert failed.to_dict() == {
         "name": "test", "command": "make test", "exit_code": 2, "duration": failed.duration,
         "output_tail": failed.output_tail, "timed_out": False, "source": "Makefile target test", "ok": False,
+        "failure_kind": "check",
     }
     assert isinstance(failed.duration, float) and failed.duration == round(failed.duration, 1)
     assert verify.summarize([passed, failed]).splitlines() == [
@@ -231,7 +232,8 @@ def test_missing_program_is_a_failed_result_not_an_exception(tmp_path):
     [result] = verify.run_checks(tmp_path, [check], timeout_seconds=5, env=ENV)
     assert result.exit_code is None and not result.ok and not result.timed_out
     assert "no-such-tool-xyz" in result.output_tail and "could not start" in result.output_tail
-    assert verify.summarize([result]).endswith("could not start")
+    assert verify.summarize([result]).endswith("could not start (environment)")
+    assert result.failure_kind == "environment"
 
 
 def test_real_pytest_suite_with_the_repo_venv_python(tmp_path):

@@ -9,6 +9,7 @@ picks a command that installs dependencies, publishes or deploys.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from clone import environment, runner
+from clone import environment, repo_setup, runner
 from clone.errors import CommandError, ConfigError
 from clone.redact import mask_secrets
 
@@ -41,6 +42,8 @@ _NPM_ENV = (("npm_config_offline", "true"), ("npm_config_update_notifier", "fals
 _GO_ENV = (("GOPROXY", "off"), ("GOTOOLCHAIN", "local"))
 _PY_ENV = (("PYTHONDONTWRITEBYTECODE", "1"),)
 _MAX_LINE_CHARS = 2000
+_ENVIRONMENT_FAILURE = re.compile(r"No module named|ModuleNotFoundError|command not found|: not found$"
+                                  r"|Cannot find module|no tests ran|collected 0 items", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +80,19 @@ class CheckResult:
     def status(self) -> str:
         return "PASS" if self.ok else "TIMEOUT" if self.timed_out else "FAIL"
 
+    @property
+    def failure_kind(self) -> str | None:
+        """None when green; ``environment`` when the check could not really run (missing program, exit
+        127, a missing module, no tests collected); else ``check``."""
+        if self.ok:
+            return None
+        if self.exit_code in (None, 127) or _ENVIRONMENT_FAILURE.search(self.output_tail) or (
+                self.exit_code == 5 and "pytest" in self.command):
+            return "environment"
+        return "check"
+
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "ok": self.ok}
+        return {**dataclasses.asdict(self), "ok": self.ok, "failure_kind": self.failure_kind}
 
 
 # -- where checks come from ----------------------------------------------------------------
@@ -136,8 +150,11 @@ def _python_checks(workdir: Path) -> dict[str, Check]:
         else None
     )
     if pytest_source:
+        # The repo's own environment (setup's venv, first on PATH when checks run), never Clone's Python:
+        # a package the worker also has installed would shadow the code under test.
         venv_python = workdir / ".venv" / "bin" / "python"
-        python = ".venv/bin/python" if venv_python.exists() else sys.executable
+        python = "python" if (repo_setup.env_root_for(workdir) / "venv" / "bin" / "python").exists() \
+            else ".venv/bin/python" if venv_python.exists() else sys.executable
         found["test"] = Check("test", (python, "-m", "pytest", "-q"), pytest_source, _PY_ENV)
     return found
 
@@ -201,7 +218,7 @@ def checks_from_config(commands: list[str]) -> list[Check]:
 def default_env(base: Mapping[str, str] | None = None, passthrough: tuple[str, ...] = ()) -> dict[str, str]:
     """The checks' environment: an allowlist (toolchain locations, no model keys, no Airflow or GitHub
     secrets) plus the agent's passthrough names. The checks run code the agent wrote."""
-    env = environment.allowlisted((*environment.CHECK_ALLOWLIST, *passthrough), base)
+    env = environment.allowlisted((*environment.CHECK_ALLOWLIST, *passthrough), base, environment.CHECK_PREFIXES)
     env.setdefault("CI", "true")  # test runners stay non-interactive (no watch mode, no prompts)
     return env
 
@@ -212,6 +229,9 @@ def run_checks(workdir: Path, checks: list[Check], *, timeout_seconds: float,
     if timeout_seconds <= 0:
         raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
     base = default_env() if env is None else dict(env)
+    repo_env = repo_setup.RepoEnv(repo_setup.env_root_for(Path(workdir)), Path(workdir))
+    if repo_env.root.is_dir():  # setup made the repo an environment: its tools come first
+        base = repo_env.apply(base)
     secrets = tuple(v for k, v in base.items() if _SECRET_NAME.search(k) and len(v) >= 8)
     results = [_run_one(Path(workdir), check, {**base, **dict(check.env)}, timeout_seconds, tail_lines,
                         secrets) for check in checks]
@@ -224,6 +244,12 @@ def _run_one(workdir: Path, check: Check, env: dict[str, str], timeout: float, t
              secrets: tuple[str, ...]) -> CheckResult:
     log.info("verify: %s `%s` (%s), timeout %.0fs", check.name, check.command, check.source, timeout)
     tail: deque[str] = deque(maxlen=tail_lines)
+    program = check.argv[0]
+    if "/" not in program and shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        why = (f"could not start: the declared tool {program!r} is missing (not on the checks' PATH); "
+               f"{check.source} needs it")
+        log.warning("verify: %s: %s", check.name, why)
+        return CheckResult(check.name, check.command, None, 0.0, why, False, check.source)
 
     def on_line(stream: str, line: str) -> None:
         tail.append(line[:_MAX_LINE_CHARS])
@@ -241,6 +267,60 @@ def _run_one(workdir: Path, check: Check, env: dict[str, str], timeout: float, t
                        mask_secrets("\n".join(tail), secrets), result.timed_out, check.source)
 
 
+# -- the baseline ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The checks after the agent, judged against the same checks on the untouched base commit."""
+
+    regressions: tuple[CheckResult, ...]  # green at baseline, red now: the agent's, they block
+    pre_existing: tuple[CheckResult, ...]  # red at baseline and now: never blamed on the agent
+    trusted: int  # how many checks were green at baseline (the ones that can judge the agent)
+
+    @property
+    def label(self) -> str:
+        if self.regressions:
+            return "failed"
+        if not self.trusted:
+            return "unverified (every check was red before the agent)"
+        if self.pre_existing:
+            return "passed (pre-existing red: " + ", ".join(r.name for r in self.pre_existing) + ")"
+        return "passed"
+
+
+def judge(baseline: list[CheckResult], after: list[CheckResult]) -> Verdict:
+    """Regressions are checks green at baseline and red after; a check with no baseline counts as green."""
+    before = {r.command: r for r in baseline}
+    regressions, pre_existing = [], []
+    for result in after:
+        if result.ok:
+            continue
+        base = before.get(result.command)
+        (pre_existing if base is not None and not base.ok else regressions).append(result)
+    trusted = sum(1 for r in after if before.get(r.command) is None or before[r.command].ok)
+    return Verdict(tuple(regressions), tuple(pre_existing), trusted)
+
+
+def baseline(workdir: Path, checks: list[Check], sha: str, **run_kwargs: Any) -> list[CheckResult]:
+    """The checks on the untouched base commit ``sha`` (the work tree must be at it), cached per sha
+    and check list under the repo's environment."""
+    key = f"{sha}-" + hashlib.sha256("\0".join(c.command for c in checks).encode()).hexdigest()[:16]
+    cache = repo_setup.env_root_for(Path(workdir)) / "baseline" / f"{key}.json"
+    if cache.is_file():
+        try:
+            results = [CheckResult(**{k: v for k, v in item.items() if k not in ("ok", "failure_kind")})
+                       for item in json.loads(cache.read_text(encoding="utf-8"))]
+            log.info("verify: baseline for %s from cache:\n%s", sha[:12], summarize(results))
+            return results
+        except (ValueError, TypeError) as e:
+            log.warning("verify: ignoring the cached baseline %s: %s", cache, e)
+    log.info("verify: baseline: running the checks on the untouched base commit %s", sha[:12])
+    results = run_checks(workdir, checks, **run_kwargs)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps([r.to_dict() for r in results]), encoding="utf-8")
+    return results
+
+
 # -- reporting --------------------------------------------------------------------------------
 
 def summarize(results: list[CheckResult]) -> str:
@@ -249,7 +329,7 @@ def summarize(results: list[CheckResult]) -> str:
         return "no checks detected"
     return "\n".join(f"{r.status} {r.name} `{r.command}` ({r.duration:.1f}s)" + (
         " could not start" if r.exit_code is None else f" exit {r.exit_code}" if r.status == "FAIL" else ""
-    ) for r in results)
+    ) + (" (environment)" if r.failure_kind == "environment" else "") for r in results)
 
 
 def failure_evidence(results: list[CheckResult]) -> str:
