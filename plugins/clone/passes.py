@@ -196,6 +196,8 @@ class Pass:
             # The agent starts from the base commit, not from what setup or the baseline left behind.
             self.git.run("reset", "--quiet", "--hard", self.ws.base_sha)
             self.git.run("clean", "-ffd", "--quiet")
+            if not self.setup.ok:
+                self._setup_failed(self.setup)
         created = memory.ensure_docs(self.workdir, entry.name)
         if created:
             log.info("pass: created missing memory docs: %s", ", ".join(created))
@@ -260,18 +262,20 @@ class Pass:
         """The repo's setup phase (network, cached on its manifests); a failure is the environment's."""
         steps = repo_setup.steps_for(self.entry.setup, self.workdir)
         env = repo_setup.setup_env(passthrough=self.settings.agent_env_passthrough)
-        result = repo_setup.run_setup(self.workdir, steps, env=env,
-                                      timeout_seconds=self.settings.setup_timeout_minutes * 60)
-        if not result.ok:
-            self._incident(memory.Incident(
-                kind="environment", title=f"the repository's setup failed: {result.failed_step}",
-                what_happened=f"Setup before the agent failed at `{result.failed_step}`:\n{result.output_tail[-1500:]}",
-                root_cause="The repo's environment could not be built (a missing tool, a network or lock problem); "
-                           "this is not the agent's doing. Checks that are red because of it are pre-existing.",
-                prevention="Set `setup:` in repos.yaml, or install the missing toolchain where the workers run "
-                           "(README: toolchains).",
-                context=f"run {self.run_id}; base {self.ws.base_sha[:12]}"))
-        return result
+        return repo_setup.run_setup(self.workdir, steps, env=env,
+                                    timeout_seconds=self.settings.setup_timeout_minutes * 60)
+
+    def _setup_failed(self, result: repo_setup.SetupResult) -> None:
+        """One environment incident (repeats are not written again); the pass goes on, judged by the baseline."""
+        self._incident(memory.Incident(
+            kind="environment", title=f"the repository's setup failed: {result.failed_step}",
+            what_happened=f"Setup before the agent failed at `{result.failed_step}`:\n"
+                          f"{result.output_tail[-1500:]}",
+            root_cause="The repo's environment could not be built (a missing tool, a network or lock problem); "
+                       "this is not the agent's doing. Checks that are red because of it are pre-existing.",
+            prevention="Set `setup:` in repos.yaml, or install the missing toolchain where the workers run "
+                       "(README: toolchains).",
+            context=f"run {self.run_id}; base {self.ws.base_sha[:12]}"))
 
     def _ci_will_judge(self) -> bool:
         workflows = self.workdir / ".github" / "workflows"
