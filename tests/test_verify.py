@@ -304,3 +304,41 @@ def _result(name="test", exit_code=0, tail="", timed_out=False) -> CheckResult:
 def test_failure_evidence_fence_survives_backticks_in_output():
     evidence = verify.failure_evidence([_result(exit_code=1, tail="```\nnot the end\n```")])
     assert "````text\n```\nnot the end\n```\n````" in evidence
+
+
+def test_checks_and_setup_keep_the_package_managers_settings_but_no_secrets():
+    from clone import repo_setup
+
+    base = {"PATH": "/bin", "UV_INDEX_URL": "http://mirror/simple", "POETRY_HTTP_BASIC_X_USERNAME": "u",
+            "PIP_INDEX_URL": "http://mirror/pip", "npm_config_registry": "http://mirror/npm", "GOPROXY": "direct",
+            "GOFLAGS": "-mod=mod", "CARGO_NET_OFFLINE": "false", "OPENAI_API_KEY": "sk-x", "GITHUB_TOKEN": "t",
+            "CLONE_WORKSPACE": "/ws", "AIRFLOW__CORE__FERNET_KEY": "k"}
+    for env in (verify.default_env(base), repo_setup.setup_env(base)):
+        assert {k for k in env if k != "CI"} == {
+            "PATH", "UV_INDEX_URL", "POETRY_HTTP_BASIC_X_USERNAME", "PIP_INDEX_URL", "npm_config_registry",
+            "GOPROXY", "GOFLAGS", "CARGO_NET_OFFLINE"}
+
+
+def result(name, exit_code, tail="", command=None):
+    return CheckResult(name, command or f"make {name}", exit_code, 0.1, tail, False, "test")
+
+
+def test_failure_kinds_tell_the_environment_from_the_code():
+    assert result("test", 0).failure_kind is None
+    assert result("test", 1, "AssertionError: 1 != 2").failure_kind == "check"
+    assert result("test", None, "could not start").failure_kind == "environment"
+    assert result("lint", 127, "sh: 1: xo: not found").failure_kind == "environment"
+    assert result("test", 1, "ModuleNotFoundError: No module named 'freezegun'").failure_kind == "environment"
+    assert result("test", 5, "no tests ran", "python -m pytest -q").failure_kind == "environment"
+
+
+def test_judge_blames_only_checks_green_at_baseline():
+    base = [result("lint", 1), result("test", 0), result("build", 0)]
+    verdict = verify.judge(base, [result("lint", 1), result("test", 2), result("build", 0)])
+    assert [r.name for r in verdict.regressions] == ["test"] and [r.name for r in verdict.pre_existing] == ["lint"]
+    assert verdict.label == "failed" and verdict.trusted == 2
+    assert verify.judge(base, [result("lint", 1), result("test", 0), result("build", 0)]).label == \
+        "passed (pre-existing red: lint)"
+    assert verify.judge([result("test", 1)], [result("test", 1)]).label == \
+        "unverified (every check was red before the agent)"
+    assert verify.judge([], [result("test", 1)]).regressions  # no baseline: the check counts as green before
