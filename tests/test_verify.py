@@ -342,3 +342,18 @@ def test_judge_blames_only_checks_green_at_baseline():
     assert verify.judge([result("test", 1)], [result("test", 1)]).label == \
         "unverified (every check was red before the agent)"
     assert verify.judge([], [result("test", 1)]).regressions  # no baseline: the check counts as green before
+
+
+WORKFLOW = ("on:\n  pull_request:\njobs:\n  mac:\n    runs-on: macos-latest\n    steps: [{run: make mac}]\n"
+            "  lin:\n    runs-on: [self-hosted, linux]\n    steps:\n      - run: pip install -e .\n"
+            "      - {name: unit, run: pytest -q, working-directory: pkg}\n")
+
+
+def test_ci_workflow_steps_are_checks_when_the_repo_declares_nothing_else(tmp_path):
+    write(tmp_path / "a", {".github/workflows/ci.yml": WORKFLOW})
+    assert detected(tmp_path / "a") == [
+        ("ci: unit", ("bash", "-e", "-c", "cd pkg\npytest -q"), ".github/workflows/ci.yml job lin step 2")]
+    write(tmp_path / "b", {".github/workflows/ci.yml": WORKFLOW, "Makefile": "test:\n\ttrue\n"})
+    assert [c[1] for c in detected(tmp_path / "b")] == [("make", "test")]  # the repo's own entry point wins
+    write(tmp_path / "c", {".github/workflows/ci.yml": WORKFLOW.replace("pull_request", "schedule")})
+    assert detected(tmp_path / "c") == []  # not a push/PR workflow

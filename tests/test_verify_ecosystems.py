@@ -76,7 +76,7 @@ def judge(workdir: Path, path: str, breakage: dict[str, str]) -> dict:
     started = time.monotonic()
     first = repo_setup.run_setup(workdir, steps, timeout_seconds=600, env=env)
     cold = time.monotonic() - started
-    assert first.status == "done", first
+    assert first.status in ("done", "none"), first
     checks = verify.detect_checks(workdir)
     check_env = verify.default_env(base={**os.environ, "PATH": path})
     sha = git(workdir, "rev-parse", "HEAD").strip()
@@ -199,6 +199,49 @@ def test_cargo_crate_without_dependencies_offline(tmp_path, tools_path):
                                       "#[cfg(test)]\nmod t { #[test] fn add() { assert_eq!(super::add(2, 3), 5); } }\n"})
     assert out["steps"] == ["cargo fetch"] and out["checks"] == ["cargo test --offline", "cargo build --offline"]
     assert out["healthy"].label == "passed" and [r.name for r in out["broken"].regressions] == ["test"]
+
+
+CMAKE_CI = """\
+name: ci
+on: [push, pull_request]
+jobs:
+  windows:
+    runs-on: windows-latest
+    steps:
+      - run: echo never picked
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - name: deps
+        run: sudo apt-get install -y cmake
+      - name: configure
+        run: cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+      - name: build
+        run: cmake --build build
+      - name: test
+        run: ctest --test-dir build --output-on-failure
+      - name: upload
+        run: echo ${{ secrets.TOKEN }}
+"""
+CALC_C = "int add(int a, int b) { return a + b; }\n"
+CALC_TEST_C = "int add(int, int);\nint main(void) { return add(2, 3) == 5 ? 0 : 1; }\n"
+
+
+def test_project_whose_checks_live_only_in_its_ci_workflow(tmp_path, tools_path):
+    if not (shutil.which("cmake") and shutil.which("cc")):
+        pytest.skip("cmake and a C compiler are needed")
+    workdir = make_repo(tmp_path, "cmakeproj", {
+        "CMakeLists.txt": "cmake_minimum_required(VERSION 3.10)\nproject(calc C)\nenable_testing()\n"
+                          "add_executable(calc_test calc.c test.c)\nadd_test(NAME calc COMMAND calc_test)\n",
+        "calc.c": CALC_C, "test.c": CALC_TEST_C, ".github/workflows/ci.yml": CMAKE_CI,
+    }, path=tools_path)
+    out = judge(workdir, tools_path, {"calc.c": "int add(int a, int b) { return a - b; }\n"})
+    assert out["steps"] == [] and [c for c in out["checks"]] == [
+        "bash -e -c 'cmake -S . -B build -DCMAKE_BUILD_TYPE=Release'", "bash -e -c 'cmake --build build'",
+        "bash -e -c 'ctest --test-dir build --output-on-failure'"]
+    assert out["healthy"].label == "passed"
+    assert [r.name for r in out["broken"].regressions] == ["ci: test"]
 
 
 def test_failed_setup_is_an_environment_failure(tmp_path, tools_path):

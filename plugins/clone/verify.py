@@ -42,6 +42,9 @@ _NPM_ENV = (("npm_config_offline", "true"), ("npm_config_update_notifier", "fals
 _GO_ENV = (("GOPROXY", "off"), ("GOTOOLCHAIN", "local"))
 _PY_ENV = (("PYTHONDONTWRITEBYTECODE", "1"),)
 _MAX_LINE_CHARS = 2000
+# A CI step that installs (the setup phase's job, with network) rather than checks.
+_INSTALL_STEP = re.compile(r"\b(?:apt-get|apt|brew|choco|pip3?|uv|poetry|npm|yarn|pnpm|cargo|go)\s+(?:-\S+\s+)*"
+                           r"(?:mod\s+)?(?:install|ci|sync|add|update|upgrade|fetch|download|get)\b|^\s*sudo\b", re.M)
 _ENVIRONMENT_FAILURE = re.compile(r"No module named|ModuleNotFoundError|command not found|: not found$"
                                   r"|Cannot find module|no tests ran|collected 0 items", re.MULTILINE)
 
@@ -159,11 +162,54 @@ def _python_checks(workdir: Path) -> dict[str, Check]:
     return found
 
 
-def detect_checks(workdir: Path) -> list[Check]:
-    """The repo's lint, test and build commands, at most one of each, in that order.
+def _triggers(workflow: dict[str, Any]) -> set[str]:
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
+    if isinstance(on, str):
+        return {on}
+    return {str(t) for t in on} if isinstance(on, (list, dict)) else set()
 
-    Per kind, the first of: a Makefile target, a package.json script, Python (ruff, pytest),
-    Cargo, Go. Kinds with nothing found are left out.
+
+def _workflow_checks(workdir: Path) -> list[Check]:
+    """The ``run:`` steps of the first Linux job, on push or pull_request, of the repo's CI workflows.
+
+    Steps that install (setup's job) or use ``${{ }}`` expressions (which only Actions can fill in) are left
+    out; each remaining step is one check, run by bash with ``-e`` as Actions runs it.
+    """
+    import yaml  # PyYAML (an Airflow dependency); safe_load only
+
+    folder = workdir / ".github" / "workflows"
+    for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []:
+        try:
+            workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError) as e:
+            log.warning("verify: ignoring %s: %s", path, e)
+            continue
+        if not isinstance(workflow, dict) or not {"push", "pull_request"} & _triggers(workflow):
+            continue
+        for job_id, job in (workflow.get("jobs") or {}).items():
+            if not isinstance(job, dict) or not re.search(r"ubuntu|linux", str(job.get("runs-on", "")), re.I):
+                continue
+            checks = []
+            for index, step in enumerate(job.get("steps") or []):
+                script = step.get("run") if isinstance(step, dict) else None
+                if not isinstance(script, str) or "${{" in script or _INSTALL_STEP.search(script):
+                    continue
+                if isinstance(step.get("working-directory"), str):
+                    script = f"cd {shlex.quote(step['working-directory'])}\n{script}"
+                name = str(step.get("name") or script.strip().splitlines()[0])[:60]
+                checks.append(Check(f"ci: {name}", ("bash", "-e", "-c", script),
+                                    f".github/workflows/{path.name} job {job_id} step {index + 1}"))
+            if checks:
+                return checks
+    return []
+
+
+def detect_checks(workdir: Path) -> list[Check]:
+    """The repo's checks: its own entry points first, then its CI workflow, then ecosystem defaults.
+
+    Per kind (lint, test, build), the first of a Makefile target and a package.json script; with neither,
+    the ``run:`` steps of its CI workflow (each one check, in order); with none of those, per kind,
+    Python (ruff, pytest), Cargo, Go. Kinds with nothing found are left out.
     """
     workdir = Path(workdir)
     candidates: list[dict[str, Check]] = []
@@ -180,6 +226,8 @@ def detect_checks(workdir: Path) -> list[Check]:
         for kind in KINDS
         if kind in scripts and not (kind == "test" and _NPM_PLACEHOLDER.search(scripts[kind]))
     })
+    if not any(candidates) and (from_ci := _workflow_checks(workdir)):
+        return from_ci
     candidates.append(_python_checks(workdir))
     if (workdir / "Cargo.toml").is_file():
         candidates.append({kind: Check(kind, ("cargo", kind, "--offline"), "Cargo.toml")
