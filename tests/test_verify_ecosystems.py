@@ -23,6 +23,7 @@ from tests.repos import git
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 TIMINGS: dict[str, dict[str, float]] = {}
+TOOLS = ("poetry", "tox", "pre-commit")
 
 
 def _uv() -> str:
@@ -37,16 +38,16 @@ def tools_path() -> str:
     """PATH with uv (and a tools venv under .cache/ for poetry) in front; nothing assumed on PATH."""
     uv = _uv()
     tools = ROOT / ".cache" / "verify-tools"
-    if not (tools / "bin" / "poetry").is_file():
+    if not all((tools / "bin" / t).is_file() for t in TOOLS):
         subprocess.run([uv, "venv", "-q", "--allow-existing", str(tools)], check=True)
-        subprocess.run([uv, "pip", "install", "-q", "--python", str(tools / "bin" / "python"), "poetry==2.1.3"],
-                       check=True)
+        subprocess.run([uv, "pip", "install", "-q", "--python", str(tools / "bin" / "python"), "poetry==2.1.3",
+                        "tox==4.23.2", "pre-commit==4.0.1"], check=True)
     # The tools venv's own bin is last: poetry is found there, but its python never shadows the repo's.
     poetry_only = ROOT / ".cache" / "verify-tools-bin"
     poetry_only.mkdir(parents=True, exist_ok=True)
-    link = poetry_only / "poetry"
-    if not link.exists():
-        link.symlink_to(tools / "bin" / "poetry")
+    for tool in TOOLS:
+        if not (poetry_only / tool).exists():
+            (poetry_only / tool).symlink_to(tools / "bin" / tool)
     return os.pathsep.join((str(Path(uv).parent), str(poetry_only), os.environ.get("PATH", "")))
 
 
@@ -199,6 +200,31 @@ def test_cargo_crate_without_dependencies_offline(tmp_path, tools_path):
                                       "#[cfg(test)]\nmod t { #[test] fn add() { assert_eq!(super::add(2, 3), 5); } }\n"})
     assert out["steps"] == ["cargo fetch"] and out["checks"] == ["cargo test --offline", "cargo build --offline"]
     assert out["healthy"].label == "passed" and [r.name for r in out["broken"].regressions] == ["test"]
+
+
+def test_tox_project(tmp_path, tools_path):
+    workdir = make_repo(tmp_path, "toxproj", {
+        "tox.ini": "[tox]\nenvlist = py\n\n[testenv]\nskip_install = true\ndeps = pytest\n"
+                   "commands = python -m pytest -q\n",
+        "calc.py": CALC, "tests/test_calc.py": CALC_TEST,
+    }, path=tools_path)
+    out = judge(workdir, tools_path, {"calc.py": "def add(a, b):\n    return a * b\n"})
+    tox_dir = tmp_path / "ws" / "envs" / "toxproj" / "tox"
+    assert out["checks"] == [f"tox run --skip-missing-interpreters true --workdir {tox_dir}"]
+    assert out["healthy"].label == "passed" and [r.name for r in out["broken"].regressions] == ["test"]
+    assert tox_dir.is_dir() and not (workdir / ".tox").exists()
+
+
+def test_pre_commit_hooks_are_the_lint_check(tmp_path, tools_path):
+    config = ("repos:\n  - repo: local\n    hooks:\n      - id: no-todo\n        name: no TODO\n"
+              "        entry: '(?i)todo'\n        language: pygrep\n        files: \\.py$\n")
+    workdir = make_repo(tmp_path, "precommit", {".pre-commit-config.yaml": config, "calc.py": CALC,
+                                                "Makefile": "test:\n\ttrue\n"}, path=tools_path)
+    out = judge(workdir, tools_path, {"calc.py": CALC + "# TODO: later\n"})
+    assert out["steps"] == ["pre-commit install-hooks"]
+    assert out["checks"] == ["pre-commit run --all-files --show-diff-on-failure", "make test"]
+    assert out["healthy"].label == "passed" and [r.name for r in out["broken"].regressions] == ["lint"]
+    assert (tmp_path / "ws" / "envs" / "precommit" / "pre-commit").is_dir()
 
 
 CMAKE_CI = """\

@@ -31,7 +31,7 @@ from clone.errors import CommandError, ConfigError
 log = logging.getLogger("clone.setup")
 
 #: Files whose content decides what setup installs; their hash is the cache key.
-MANIFESTS = ("uv.lock", "poetry.lock", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt",
+MANIFESTS = (".pre-commit-config.yaml", "uv.lock", "poetry.lock", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt",
              "requirements-dev.txt", "requirements-test.txt", "package.json", "package-lock.json", "go.mod",
              "go.sum", "Cargo.toml", "Cargo.lock", ".devcontainer/devcontainer.json", "Makefile", "tox.ini")
 _PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "tox.ini")
@@ -39,6 +39,12 @@ _TEST_EXTRAS = ("test", "tests", "testing", "dev")
 _MAKE_SETUP_TARGETS = ("init", "install", "deps")
 _EXCLUDED = ("node_modules/",)  # setup output kept in the work tree, out of git clean and git add
 _STAMP = "setup.json"
+PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
+
+
+def pre_commit_env(env_root: Path) -> tuple[tuple[str, str], ...]:
+    """pre-commit keeps its hook environments in the repo's env, for setup and the lint check alike."""
+    return (("PRE_COMMIT_HOME", str(Path(env_root) / "pre-commit")),)
 
 
 def env_root_for(workdir: Path) -> Path:
@@ -81,6 +87,7 @@ class RepoEnv:
         out["PATH"] = os.pathsep.join((*prefix, out.get("PATH", os.defpath)))
         out["VIRTUAL_ENV"] = str(self.venv)
         out["UV_PROJECT_ENVIRONMENT"] = str(self.venv)  # `uv sync`/`uv run` use this venv, not ./.venv
+        out.update(pre_commit_env(self.root))
         out.pop("PYTHONHOME", None)
         return out
 
@@ -195,16 +202,21 @@ def detect_steps(workdir: Path, env: RepoEnv, path: str) -> list[Step]:
     workdir = Path(workdir)
     uv = shutil.which("uv", path=path)
     steps = _python_steps(workdir, env, uv)
-    only_venv = len(steps) == 1 and steps[0].source == "a venv for the repo"
+    ecosystem = any(s.source != "a venv for the repo" for s in steps)
     if (workdir / "package.json").is_file():
+        ecosystem = True
         lock = (workdir / "package-lock.json").is_file()
         steps.append(Step(("npm", "ci") if lock else ("npm", "install"),
                           "package-lock.json" if lock else "package.json (no lock)"))
     if (workdir / "go.mod").is_file():
+        ecosystem = True
         steps.append(Step(("go", "mod", "download"), "go.mod"))
     if (workdir / "Cargo.toml").is_file():
+        ecosystem = True
         steps.append(Step(("cargo", "fetch"), "Cargo.toml"))
-    if steps and not only_venv:
+    if (workdir / PRE_COMMIT_CONFIG).is_file():
+        steps.append(Step(("pre-commit", "install-hooks"), PRE_COMMIT_CONFIG))
+    if ecosystem:
         return steps
     declared = _devcontainer_steps(workdir)
     if not declared:

@@ -204,15 +204,39 @@ def _workflow_checks(workdir: Path) -> list[Check]:
     return []
 
 
+def _declared_tool_checks(workdir: Path) -> dict[str, Check]:
+    """tox (its envlist) as the test check and pre-commit (all hooks, all files) as the lint check.
+
+    tox's envs and pre-commit's hook environments live in the repo's env (never the work tree), so
+    they survive across passes; pre-commit's hooks are installed by the setup phase.
+    """
+    found: dict[str, Check] = {}
+    env_root = repo_setup.env_root_for(workdir)
+    tool = _table(workdir / "pyproject.toml", tomllib.loads, "tool")
+    tox_ini = workdir / "tox.ini"
+    # Only a tox.ini with test environments: one holding just [pytest] or [flake8] is other tools' config.
+    has_tox_ini = tox_ini.is_file() and re.search(
+        r"^\[testenv", tox_ini.read_text(encoding="utf-8", errors="replace"), re.MULTILINE) is not None
+    if has_tox_ini or "tox" in tool:
+        found["test"] = Check("test", ("tox", "run", "--skip-missing-interpreters", "true", "--workdir",
+                                       str(env_root / "tox")), "tox.ini" if has_tox_ini
+                              else "pyproject.toml [tool.tox]")
+    if (workdir / repo_setup.PRE_COMMIT_CONFIG).is_file():
+        found["lint"] = Check("lint", ("pre-commit", "run", "--all-files", "--show-diff-on-failure"),
+                              repo_setup.PRE_COMMIT_CONFIG, repo_setup.pre_commit_env(env_root))
+    return found
+
+
 def detect_checks(workdir: Path) -> list[Check]:
     """The repo's checks: its own entry points first, then its CI workflow, then ecosystem defaults.
 
-    Per kind (lint, test, build), the first of a Makefile target and a package.json script; with neither,
+    Per kind (lint, test, build), the first of tox (test), pre-commit (lint), a Makefile target and a
+    package.json script; with none of them,
     the ``run:`` steps of its CI workflow (each one check, in order); with none of those, per kind,
     Python (ruff, pytest), Cargo, Go. Kinds with nothing found are left out.
     """
     workdir = Path(workdir)
-    candidates: list[dict[str, Check]] = []
+    candidates: list[dict[str, Check]] = [_declared_tool_checks(workdir)]
     if made := _make_targets(workdir):
         makefile, targets = made
         candidates.append({kind: Check(kind, ("make", target), f"{makefile} target {target}")
