@@ -357,3 +357,19 @@ def test_ci_workflow_steps_are_checks_when_the_repo_declares_nothing_else(tmp_pa
     assert [c[1] for c in detected(tmp_path / "b")] == [("make", "test")]  # the repo's own entry point wins
     write(tmp_path / "c", {".github/workflows/ci.yml": WORKFLOW.replace("pull_request", "schedule")})
     assert detected(tmp_path / "c") == []  # not a push/PR workflow
+
+
+def test_agents_md_commands_come_first(tmp_path):
+    template = (Path(__file__).resolve().parents[1] / "include" / "templates" / "AGENTS.md").read_text()
+    write(tmp_path / "a", {"AGENTS.md": template, "Makefile": "test:\n\ttrue\n"})
+    assert detected(tmp_path / "a") == [("test", ("make", "test"), "Makefile target test")]  # _unknown_ is no command
+    filled = template.replace("- Lint: _unknown_", "- Lint: `ruff check src`").replace(
+        "- Test: _unknown_", "- **Test**: `pytest -q tests && echo ok` (about 2 s)").replace(
+        "- Install: _unknown. Record the command once verified._", "- Install: `pip install -e .`")
+    filled += "\n## Gotchas\n\n- Build: `not-a-command-section`\n"
+    write(tmp_path / "b", {"AGENTS.md": filled, "Makefile": "test:\n\ttrue\nbuild:\n\ttrue\n"})
+    assert detected(tmp_path / "b") == [
+        ("lint", ("ruff", "check", "src"), "AGENTS.md Lint"),
+        ("test", ("sh", "-c", "pytest -q tests && echo ok"), "AGENTS.md Test"),
+        ("build", ("make", "build"), "Makefile target build"),
+    ]

@@ -204,6 +204,55 @@ def _workflow_checks(workdir: Path) -> list[Check]:
     return []
 
 
+_HEADING = re.compile(r"^(#{2,6})\s+(.*?)\s*#*\s*$")
+_COMMANDS_HEADING = re.compile(r"command|build, lint and test|^(?:build|lint|test|testing|development)$", re.I)
+_COMMAND_LINE = re.compile(r"^\s*[-*]\s*(?:\*\*)?(?P<label>[A-Za-z ]{2,20}?)(?:\*\*)?\s*:\s*(?:\*\*)?\s*"
+                           r"`(?P<command>[^`]+)`")
+_KIND_WORDS = {"lint": re.compile(r"lint|style|format|type ?check", re.I), "test": re.compile(r"test", re.I),
+               "build": re.compile(r"build|compile", re.I)}
+
+
+def _agents_md_checks(workdir: Path) -> dict[str, Check]:
+    """``- Lint: `cmd``` lines under a commands heading of AGENTS.md (the template's "Build, lint and test").
+
+    Read before the agent runs (the pass detects its checks then), so an agent cannot pick its own judge.
+    """
+    path = workdir / "AGENTS.md"
+    if not path.is_file():
+        return {}
+    found: dict[str, Check] = {}
+    level = 0  # the level of the commands heading we are under, 0 when not under one
+    fenced = False
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        heading = None if fenced else _HEADING.match(line)
+        if heading:
+            depth = len(heading.group(1))
+            if level and depth <= level:
+                level = 0
+            if _COMMANDS_HEADING.search(heading.group(2)):
+                level = depth
+            continue
+        match = _COMMAND_LINE.match(line) if level and not fenced else None
+        if not match:
+            continue
+        kind = next((k for k, words in _KIND_WORDS.items() if words.search(match.group("label"))), None)
+        command = match.group("command").strip()
+        if kind is None or kind in found or _INSTALL_STEP.search(command):
+            continue
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError:
+            continue
+        if any(t in _SHELL_TOKENS for t in argv):
+            argv = ("sh", "-c", command)
+        if argv:
+            found[kind] = Check(kind, argv, f"AGENTS.md {match.group('label').strip()}")
+    return found
+
+
 def _declared_tool_checks(workdir: Path) -> dict[str, Check]:
     """tox (its envlist) as the test check and pre-commit (all hooks, all files) as the lint check.
 
@@ -230,13 +279,13 @@ def _declared_tool_checks(workdir: Path) -> dict[str, Check]:
 def detect_checks(workdir: Path) -> list[Check]:
     """The repo's checks: its own entry points first, then its CI workflow, then ecosystem defaults.
 
-    Per kind (lint, test, build), the first of tox (test), pre-commit (lint), a Makefile target and a
-    package.json script; with none of them,
+    Per kind (lint, test, build), the first of AGENTS.md's commands, tox (test), pre-commit (lint), a
+    Makefile target and a package.json script; with none of them,
     the ``run:`` steps of its CI workflow (each one check, in order); with none of those, per kind,
     Python (ruff, pytest), Cargo, Go. Kinds with nothing found are left out.
     """
     workdir = Path(workdir)
-    candidates: list[dict[str, Check]] = [_declared_tool_checks(workdir)]
+    candidates: list[dict[str, Check]] = [_agents_md_checks(workdir), _declared_tool_checks(workdir)]
     if made := _make_targets(workdir):
         makefile, targets = made
         candidates.append({kind: Check(kind, ("make", target), f"{makefile} target {target}")
