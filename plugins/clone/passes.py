@@ -1,8 +1,8 @@
 """One agent pass on one repo, with the orchestrator's rules enforced around the agent.
 
-prepare workspace -> stop conditions (run token budget, stall) -> memory docs -> prompt ->
-agent -> AGENTS.md core policy restored if touched -> local verification (one bounded fix
-chance) -> guards on the diff -> verification history and memory compaction -> one commit.
+prepare workspace -> stop conditions (run token budget, stall) -> setup and the checks' baseline on
+the base commit -> memory docs -> prompt -> agent -> AGENTS.md core policy restored if touched ->
+local verification judged against the baseline (one bounded fix chance) -> guards on the diff -> verification history and memory compaction -> one commit.
 Failures the orchestrator sees become INCIDENTS.md entries, pushed on their own so the
 record survives even when the pass's work does not.
 """

@@ -1,9 +1,11 @@
 """Local verification: the repo's own lint, test and build commands, run after the agent, outside it.
 
-Commands come from repos.yaml (``verify: [...]``) or are detected from the work tree. Each runs
-through :func:`clone.runner.run` with a timeout, streaming into the task log; the results feed the
-pass result, PROJECT_MEMORY.md's verification history and the agent's fix-it prompt. Detection never
-picks a command that installs dependencies, publishes or deploys.
+Commands come from repos.yaml (``verify: [...]``) or are detected from the work tree (the repo's own
+entry points, then its CI workflow's steps, then ecosystem defaults). Each runs through
+:func:`clone.runner.run` with a timeout, in the repo's environment (see :mod:`clone.repo_setup`),
+streaming into the task log. :func:`baseline` runs them on the base commit and :func:`judge` tells the
+agent's regressions from what was red before. Detection never picks a command that installs
+dependencies, publishes or deploys: installing is the setup phase's job.
 """
 
 from __future__ import annotations
