@@ -373,3 +373,43 @@ def test_agents_md_commands_come_first(tmp_path):
         ("test", ("sh", "-c", "pytest -q tests && echo ok"), "AGENTS.md Test"),
         ("build", ("make", "build"), "Makefile target build"),
     ]
+
+
+def test_setup_detection_per_ecosystem(tmp_path):
+    from clone import repo_setup
+
+    repos = iter(range(100))
+
+    def steps(files):
+        workdir = write(tmp_path / "ws" / "repos" / f"r{next(repos)}", files)
+        return [(s.argv[:3], s.source) for s in repo_setup.steps_for(None, workdir, "/nonexistent")]
+
+    assert steps({"uv.lock": "", "pyproject.toml": "[project]\nname='x'\n"}) == [(("uv", "sync", "--locked"), "uv.lock")]
+    assert steps({"package.json": "{}"}) == [(("npm", "install"), "package.json (no lock)")]
+    assert steps({"package.json": "{}", "package-lock.json": "{}", "go.mod": "module x\n", "Cargo.toml": ""}) == [
+        (("npm", "ci"), "package-lock.json"), (("go", "mod", "download"), "go.mod"),
+        (("cargo", "fetch"), "Cargo.toml")]
+    # No ecosystem manifest: the devcontainer's postCreateCommand, else a Makefile init/install/deps target.
+    devcontainer = '{\n  // comments are allowed\n  "postCreateCommand": {"a": "make bootstrap", "b": ["echo", "hi"]}\n}'
+    assert steps({".devcontainer/devcontainer.json": devcontainer, "Makefile": "init:\n\ttrue\n"}) == [
+        (("sh", "-c", "make bootstrap"), ".devcontainer/devcontainer.json postCreateCommand"),
+        (("echo", "hi"), ".devcontainer/devcontainer.json postCreateCommand")]
+    assert steps({"Makefile": "deps:\n\ttrue\ninstall:\n\ttrue\n"}) == [(("make", "install"), "Makefile target install")]
+    assert steps({"README.md": "hi"}) == []
+    with pytest.raises(ConfigError, match=r"repos.yaml setup\[0\]: the command is empty"):
+        repo_setup.steps_for(("",), tmp_path)
+    assert repo_setup.steps_for((), tmp_path) == []  # setup: [] = none
+
+
+def test_setup_cache_key_follows_the_manifests(tmp_path):
+    from clone import repo_setup
+
+    write(tmp_path, {"package.json": "{}", "README.md": "a"})
+    steps = repo_setup.steps_from_config(["npm ci"])
+    key = repo_setup.cache_key(tmp_path, steps)
+    write(tmp_path, {"README.md": "b"})
+    assert repo_setup.cache_key(tmp_path, steps) == key  # not a manifest
+    write(tmp_path, {"package.json": '{"name": "x"}'})
+    assert repo_setup.cache_key(tmp_path, steps) != key
+    assert repo_setup.cache_key(tmp_path, repo_setup.steps_from_config(["npm install"])) != \
+        repo_setup.cache_key(tmp_path, steps)
