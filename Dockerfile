@@ -6,6 +6,11 @@
 # Node.js (for the Codex CLI) comes from the official Node image at an exact version, rather than
 # Debian's older nodejs/npm packages.
 FROM node:22.14.0-bookworm-slim AS node
+# The toolchains the repos' setup and checks use (README "Toolchains on the workers"): uv from its
+# official image, Go and Rust from theirs, each at an exact version. Drop the ones your fleet does not need.
+FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
+FROM golang:1.23.4-bookworm AS go
+FROM rust:1.83.0-slim-bookworm AS rust
 
 FROM apache/airflow:3.3.2-python3.11
 
@@ -21,7 +26,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # publishes a point release.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git \
+    && apt-get install -y --no-install-recommends git make cmake g++ \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
@@ -33,8 +38,21 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
     && npm cache clean --force \
     && codex --version
 
+COPY --from=uv /uv /uvx /usr/local/bin/
+COPY --from=go /usr/local/go /usr/local/go
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+COPY --from=rust /usr/local/cargo /usr/local/cargo
+# poetry and tox as uv tools: their own venvs under /opt/tools, never in Airflow's Python.
+ENV UV_TOOL_DIR=/opt/tools UV_TOOL_BIN_DIR=/usr/local/bin RUSTUP_HOME=/usr/local/rustup \
+    PATH="/usr/local/go/bin:/usr/local/cargo/bin:${PATH}"
+RUN uv tool install poetry==2.1.3 \
+    && uv tool install tox==4.23.2 \
+    && uv --version && poetry --version && tox --version && go version && cargo --version && cmake --version
+
 # hadolint ignore=DL3066
 USER airflow
+# Caches the setup phase fills, writable by the airflow user (registries, module cache).
+ENV CARGO_HOME=/home/airflow/.cargo GOPATH=/home/airflow/go
 
 # Every runtime pin from the lock; naming apache-airflow==3.3.2 too makes pip refuse any
 # resolution that would move Airflow off the version this image ships.

@@ -36,6 +36,9 @@ def clone_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
     monkeypatch.setenv("CLONE_REPOS_FILE", str(paths["repos_file"]))
     monkeypatch.setenv("CLONE_IDEAS_FILE", str(paths["ideas_file"]))
     monkeypatch.setenv("CLONE_WORKSPACE", str(paths["workspace"]))
+    # Most of the suite's repos have no checks, which CLONE_VERIFY_POLICY=block holds (no CI judges them);
+    # the tests of verification itself (test_pass_rules, test_verify_ecosystems) set block.
+    monkeypatch.setenv("CLONE_VERIFY_POLICY", "warn")
     monkeypatch.setenv("CLONE_AGENT", "command")
     monkeypatch.setenv("CLONE_AGENT_COMMAND", f"{sys.executable} {SCRIPTED_AGENT}")
     monkeypatch.setenv("CLONE_AGENT_ENV_PASSTHROUGH", "SCRIPTED_AGENT_PLAN,SCRIPTED_AGENT_LOG")

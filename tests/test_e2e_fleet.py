@@ -119,9 +119,9 @@ def test_clone_fleet_end_to_end(tmp_path, clone_env, monkeypatch):
             assert TOKEN not in log_file.read_text(errors="replace"), log_file
     # The run summary lists each repo and its chain.
     assert "| repo | pass | verification | commits | CI | autofix | tokens | duration | CI run | result |" in output
-    assert re.search(r"\| alpha \| changed \| no checks \| 1 \| success \| - \| 0 \| \d+s \| "
+    assert re.search(r"\| alpha \| changed \| unverified \(no checks found; CLONE_VERIFY_POLICY=warn\) \| 1 \| success \| - \| 0 \| \d+s \| "
                      r"https://github.com/acme/alpha/actions/runs/\d+ \| ok \|", output)
-    assert re.search(r"\| beta \| changed \| no checks \| 2 \| success \| 1 \| 0 \| \d+s \| "
+    assert re.search(r"\| beta \| changed \| unverified \(no checks found; CLONE_VERIFY_POLICY=warn\) \| 2 \| success \| 1 \| 0 \| \d+s \| "
                      r"https://github.com/acme/beta/actions/runs/\d+ \| ok \|", output)
     assert "| delta | failed | - | 0 | - | - | 0 | - | - | FAILED |" in output
     assert "3 repo(s), 1 failed: delta" in output

@@ -41,12 +41,24 @@ repos:
     remote: upstream
     github: acme/widget
     tasks_per_repo: 3
+    setup: ["uv sync --locked", "npm ci"]
 """)
     (entry,), problems = load_fleet(source)
     assert problems == []
     assert entry.to_dict() == {"path": str(repo), "name": "widget", "enabled": False, "branch": "develop",
                                "remote": "upstream", "github": "acme/widget", "tasks_per_repo": 3,
-                               "steering": None, "verify": None, "push_mode": None}
+                               "steering": None, "verify": None, "push_mode": None,
+                               "setup": ("uv sync --locked", "npm ci")}
+
+
+def test_bad_setup_names_file_entry_and_field(tmp_path):
+    repo = checkout(tmp_path, "w")
+    source = tmp_path / "repos.yaml"
+    source.write_text(f"repos:\n  - path: {repo}\n    setup: [\"uv sync\", 3]\n")
+    entries, problems = load_fleet(source)
+    assert entries == []
+    assert problems == [f"{source}: entry 1 ({repo}): field 'setup': repos.yaml setup[1]: expected a command "
+                        "string, got int"]
 
 
 @pytest.mark.parametrize(("entry", "message"), [

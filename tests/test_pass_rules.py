@@ -18,6 +18,11 @@ FAKE_KEY = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"  # built here so this
 MAKEFILE = "test:\n\t@test ! -f broken.flag || (echo 'FAILED: broken.flag present'; exit 1)\n"
 
 
+@pytest.fixture(autouse=True)
+def block_policy(clone_env, monkeypatch):
+    monkeypatch.setenv("CLONE_VERIFY_POLICY", "block")
+
+
 @pytest.fixture
 def repo(clone_env, tmp_path):
     checkout, bare = make_remote_and_checkout(tmp_path, "app", {"Makefile": MAKEFILE, "app.py": "x = 1\n",
@@ -95,6 +100,75 @@ def test_check_artifacts_are_not_committed(clone_env, tmp_path):
     result = run(RepoEntry(path=str(checkout), name="art"))
     files = git(result["workdir"], "show", "--name-only", "--format=", "HEAD").split()
     assert "a.txt" in files and not [f for f in files if f.startswith("build/")]
+
+
+RED_LINT = MAKEFILE + "lint:\n\t@echo 'E999 pre-existing style error'; exit 1\n"
+
+
+def test_red_at_baseline_is_pre_existing_not_the_agents(clone_env, tmp_path):
+    """lint is red on the untouched base commit: it never blocks and is never handed to the agent."""
+    checkout, bare = make_remote_and_checkout(tmp_path, "redbase", {"Makefile": RED_LINT, "app.py": "x = 1\n"})
+    entry = RepoEntry(path=str(checkout), name="redbase")
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "app.py", "text": "x = 2\n"}]}})
+    result = run(entry)
+    assert result["verification"] == "passed (pre-existing red: lint)" and result["changed"]
+    assert [(c["name"], c["ok"]) for c in result["baseline"]] == [("lint", False), ("test", True)]
+    history = git(result["workdir"], "show", "HEAD:PROJECT_MEMORY.md").split("## Verification history", 1)[1]
+    assert "pre-existing red: lint" in history
+    assert "verification-red" not in (show(bare, "main", "INCIDENTS.md") or "")
+
+
+def test_red_at_baseline_still_blocks_what_the_agent_broke(clone_env, tmp_path):
+    checkout, bare = make_remote_and_checkout(tmp_path, "redbase", {"Makefile": RED_LINT, "app.py": "x = 1\n"})
+    entry = RepoEntry(path=str(checkout), name="redbase")
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "broken.flag", "text": "1"}],
+                                         "autofix": [{"print": "not fixing"}]}})
+    with pytest.raises(PassBlocked, match="verification is red"):
+        run(entry)
+    fix_prompt = agent_calls(clone_env["agent_log"])[1]["prompt"]
+    assert "FAILED: broken.flag present" in fix_prompt and "E999" not in fix_prompt  # only the regression
+    assert log_subjects(bare) == ["clone: record verification-red incident", "initial"]
+
+
+def test_baseline_is_cached_per_sha(clone_env, tmp_path):
+    runs = tmp_path / "runs.log"
+    checkout, _ = make_remote_and_checkout(tmp_path, "cached", {"Makefile": f"test:\n\t@echo run >> {runs}\n"})
+    entry = RepoEntry(path=str(checkout), name="cached")
+    write_plan(clone_env["plan"], {"*": {"pass": []}})  # the agent changes nothing
+    run(entry, "r1")
+    run(entry, "r2")
+    assert runs.read_text().count("run") == 1  # the baseline ran once; nothing after an empty pass
+
+
+def test_no_checks_is_held_under_block(clone_env, tmp_path):
+    checkout, bare = make_remote_and_checkout(tmp_path, "nochecks", {"README.md": "hi\n"})
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "a.txt", "text": "a\n"}]}})
+    with pytest.raises(PassBlocked, match=r"unverified \(no checks found\) and no CI will judge"):
+        run(RepoEntry(path=str(checkout), name="nochecks"))
+    assert show(bare, "main", "a.txt") is None
+    assert "unverified" in show(bare, "main", "INCIDENTS.md")
+
+
+def test_no_checks_on_purpose_or_judged_by_ci_goes_ahead(clone_env, tmp_path):
+    checkout, _ = make_remote_and_checkout(tmp_path, "optout", {"README.md": "hi\n"})
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "a.txt", "text": "a\n"}]}})
+    result = run(RepoEntry(path=str(checkout), name="optout", verify=()))
+    assert result["verification"] == "none (verify: [] in repos.yaml)" and result["changed"]
+    checkout, _ = make_remote_and_checkout(tmp_path / "ci", "withci", {
+        "README.md": "hi\n", ".github/workflows/ci.yml": "on: push\njobs: {}\n"})
+    result = run(RepoEntry(path=str(checkout), name="withci", github="acme/withci"))
+    assert result["verification"] == "unverified (no checks found; the repo's CI judges the push)"
+    assert result["changed"]
+
+
+def test_failed_setup_is_an_environment_incident_not_a_block(clone_env, tmp_path):
+    checkout, _ = make_remote_and_checkout(tmp_path, "badsetup", {"Makefile": MAKEFILE})
+    entry = RepoEntry(path=str(checkout), name="badsetup", setup=("no-such-installer-xyz",))
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "a.txt", "text": "a\n"}]}})
+    result = run(entry)
+    assert result["setup"]["status"] == "failed" and result["verification"] == "passed"
+    incidents = git(result["workdir"], "show", "HEAD:INCIDENTS.md")
+    assert "environment: the repository's setup failed: no-such-installer-xyz" in incidents
 
 
 def test_planted_key_blocks_the_push(clone_env, repo):

@@ -197,6 +197,7 @@ def test_passing_and_failing_checks_with_output_tail(tmp_path):
     assert failed.to_dict() == {
         "name": "test", "command": "make test", "exit_code": 2, "duration": failed.duration,
         "output_tail": failed.output_tail, "timed_out": False, "source": "Makefile target test", "ok": False,
+        "failure_kind": "check",
     }
     assert isinstance(failed.duration, float) and failed.duration == round(failed.duration, 1)
     assert verify.summarize([passed, failed]).splitlines() == [
@@ -231,7 +232,8 @@ def test_missing_program_is_a_failed_result_not_an_exception(tmp_path):
     [result] = verify.run_checks(tmp_path, [check], timeout_seconds=5, env=ENV)
     assert result.exit_code is None and not result.ok and not result.timed_out
     assert "no-such-tool-xyz" in result.output_tail and "could not start" in result.output_tail
-    assert verify.summarize([result]).endswith("could not start")
+    assert verify.summarize([result]).endswith("could not start (environment)")
+    assert result.failure_kind == "environment"
 
 
 def test_real_pytest_suite_with_the_repo_venv_python(tmp_path):
@@ -302,3 +304,112 @@ def _result(name="test", exit_code=0, tail="", timed_out=False) -> CheckResult:
 def test_failure_evidence_fence_survives_backticks_in_output():
     evidence = verify.failure_evidence([_result(exit_code=1, tail="```\nnot the end\n```")])
     assert "````text\n```\nnot the end\n```\n````" in evidence
+
+
+def test_checks_and_setup_keep_the_package_managers_settings_but_no_secrets():
+    from clone import repo_setup
+
+    base = {"PATH": "/bin", "UV_INDEX_URL": "http://mirror/simple", "POETRY_HTTP_BASIC_X_USERNAME": "u",
+            "PIP_INDEX_URL": "http://mirror/pip", "npm_config_registry": "http://mirror/npm", "GOPROXY": "direct",
+            "GOFLAGS": "-mod=mod", "CARGO_NET_OFFLINE": "false", "OPENAI_API_KEY": "sk-x", "GITHUB_TOKEN": "t",
+            "CLONE_WORKSPACE": "/ws", "AIRFLOW__CORE__FERNET_KEY": "k"}
+    for env in (verify.default_env(base), repo_setup.setup_env(base)):
+        assert {k for k in env if k != "CI"} == {
+            "PATH", "UV_INDEX_URL", "POETRY_HTTP_BASIC_X_USERNAME", "PIP_INDEX_URL", "npm_config_registry",
+            "GOPROXY", "GOFLAGS", "CARGO_NET_OFFLINE"}
+
+
+def result(name, exit_code, tail="", command=None):
+    return CheckResult(name, command or f"make {name}", exit_code, 0.1, tail, False, "test")
+
+
+def test_failure_kinds_tell_the_environment_from_the_code():
+    assert result("test", 0).failure_kind is None
+    assert result("test", 1, "AssertionError: 1 != 2").failure_kind == "check"
+    assert result("test", None, "could not start").failure_kind == "environment"
+    assert result("lint", 127, "sh: 1: xo: not found").failure_kind == "environment"
+    assert result("test", 1, "ModuleNotFoundError: No module named 'freezegun'").failure_kind == "environment"
+    assert result("test", 5, "no tests ran", "python -m pytest -q").failure_kind == "environment"
+
+
+def test_judge_blames_only_checks_green_at_baseline():
+    base = [result("lint", 1), result("test", 0), result("build", 0)]
+    verdict = verify.judge(base, [result("lint", 1), result("test", 2), result("build", 0)])
+    assert [r.name for r in verdict.regressions] == ["test"] and [r.name for r in verdict.pre_existing] == ["lint"]
+    assert verdict.label == "failed" and verdict.trusted == 2
+    assert verify.judge(base, [result("lint", 1), result("test", 0), result("build", 0)]).label == \
+        "passed (pre-existing red: lint)"
+    assert verify.judge([result("test", 1)], [result("test", 1)]).label == \
+        "unverified (every check was red before the agent)"
+    assert verify.judge([], [result("test", 1)]).regressions  # no baseline: the check counts as green before
+
+
+WORKFLOW = ("on:\n  pull_request:\njobs:\n  mac:\n    runs-on: macos-latest\n    steps: [{run: make mac}]\n"
+            "  lin:\n    runs-on: [self-hosted, linux]\n    steps:\n      - run: pip install -e .\n"
+            "      - {name: unit, run: pytest -q, working-directory: pkg}\n")
+
+
+def test_ci_workflow_steps_are_checks_when_the_repo_declares_nothing_else(tmp_path):
+    write(tmp_path / "a", {".github/workflows/ci.yml": WORKFLOW})
+    assert detected(tmp_path / "a") == [
+        ("ci: unit", ("bash", "-e", "-c", "cd pkg\npytest -q"), ".github/workflows/ci.yml job lin step 2")]
+    write(tmp_path / "b", {".github/workflows/ci.yml": WORKFLOW, "Makefile": "test:\n\ttrue\n"})
+    assert [c[1] for c in detected(tmp_path / "b")] == [("make", "test")]  # the repo's own entry point wins
+    write(tmp_path / "c", {".github/workflows/ci.yml": WORKFLOW.replace("pull_request", "schedule")})
+    assert detected(tmp_path / "c") == []  # not a push/PR workflow
+
+
+def test_agents_md_commands_come_first(tmp_path):
+    template = (Path(__file__).resolve().parents[1] / "include" / "templates" / "AGENTS.md").read_text()
+    write(tmp_path / "a", {"AGENTS.md": template, "Makefile": "test:\n\ttrue\n"})
+    assert detected(tmp_path / "a") == [("test", ("make", "test"), "Makefile target test")]  # _unknown_ is no command
+    filled = template.replace("- Lint: _unknown_", "- Lint: `ruff check src`").replace(
+        "- Test: _unknown_", "- **Test**: `pytest -q tests && echo ok` (about 2 s)").replace(
+        "- Install: _unknown. Record the command once verified._", "- Install: `pip install -e .`")
+    filled += "\n## Gotchas\n\n- Build: `not-a-command-section`\n"
+    write(tmp_path / "b", {"AGENTS.md": filled, "Makefile": "test:\n\ttrue\nbuild:\n\ttrue\n"})
+    assert detected(tmp_path / "b") == [
+        ("lint", ("ruff", "check", "src"), "AGENTS.md Lint"),
+        ("test", ("sh", "-c", "pytest -q tests && echo ok"), "AGENTS.md Test"),
+        ("build", ("make", "build"), "Makefile target build"),
+    ]
+
+
+def test_setup_detection_per_ecosystem(tmp_path):
+    from clone import repo_setup
+
+    repos = iter(range(100))
+
+    def steps(files):
+        workdir = write(tmp_path / "ws" / "repos" / f"r{next(repos)}", files)
+        return [(s.argv[:3], s.source) for s in repo_setup.steps_for(None, workdir, "/nonexistent")]
+
+    assert steps({"uv.lock": "", "pyproject.toml": "[project]\nname='x'\n"}) == [(("uv", "sync", "--locked"), "uv.lock")]
+    assert steps({"package.json": "{}"}) == [(("npm", "install"), "package.json (no lock)")]
+    assert steps({"package.json": "{}", "package-lock.json": "{}", "go.mod": "module x\n", "Cargo.toml": ""}) == [
+        (("npm", "ci"), "package-lock.json"), (("go", "mod", "download"), "go.mod"),
+        (("cargo", "fetch"), "Cargo.toml")]
+    # No ecosystem manifest: the devcontainer's postCreateCommand, else a Makefile init/install/deps target.
+    devcontainer = '{\n  // comments are allowed\n  "postCreateCommand": {"a": "make bootstrap", "b": ["echo", "hi"]}\n}'
+    assert steps({".devcontainer/devcontainer.json": devcontainer, "Makefile": "init:\n\ttrue\n"}) == [
+        (("sh", "-c", "make bootstrap"), ".devcontainer/devcontainer.json postCreateCommand"),
+        (("echo", "hi"), ".devcontainer/devcontainer.json postCreateCommand")]
+    assert steps({"Makefile": "deps:\n\ttrue\ninstall:\n\ttrue\n"}) == [(("make", "install"), "Makefile target install")]
+    assert steps({"README.md": "hi"}) == []
+    with pytest.raises(ConfigError, match=r"repos.yaml setup\[0\]: the command is empty"):
+        repo_setup.steps_for(("",), tmp_path)
+    assert repo_setup.steps_for((), tmp_path) == []  # setup: [] = none
+
+
+def test_setup_cache_key_follows_the_manifests(tmp_path):
+    from clone import repo_setup
+
+    write(tmp_path, {"package.json": "{}", "README.md": "a"})
+    steps = repo_setup.steps_from_config(["npm ci"])
+    key = repo_setup.cache_key(tmp_path, steps)
+    write(tmp_path, {"README.md": "b"})
+    assert repo_setup.cache_key(tmp_path, steps) == key  # not a manifest
+    write(tmp_path, {"package.json": '{"name": "x"}'})
+    assert repo_setup.cache_key(tmp_path, steps) != key
+    assert repo_setup.cache_key(tmp_path, repo_setup.steps_from_config(["npm install"])) != \
+        repo_setup.cache_key(tmp_path, steps)

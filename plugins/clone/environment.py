@@ -26,7 +26,11 @@ CHECK_ALLOWLIST = (
     "GOPATH", "GOCACHE", "GOMODCACHE", "GOROOT", "CARGO_HOME", "RUSTUP_HOME", "JAVA_HOME", "MAVEN_HOME",
     "GRADLE_USER_HOME", "NODE_PATH", "NVM_DIR", "PYENV_ROOT", "VIRTUAL_ENV", "UV_CACHE_DIR", "PIP_CACHE_DIR",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+    "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "GOSUMDB",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 )
+#: Package managers' own settings (index URLs, caches, mirrors) that setup and the checks must keep.
+CHECK_PREFIXES = ("UV_", "POETRY_", "PIP_", "npm_config_", "NPM_CONFIG_", "CARGO_", "TOX_", "PRE_COMMIT_")
 #: Never handed to an agent or a check, even when listed in CLONE_AGENT_ENV_PASSTHROUGH; never to git.
 SECRET_PREFIXES = ("AIRFLOW_", "CLONE_")
 SECRET_NAMES = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN"})
@@ -36,11 +40,14 @@ def is_forbidden(name: str) -> bool:
     return name in SECRET_NAMES or name.startswith(SECRET_PREFIXES)
 
 
-def allowlisted(names: Iterable[str], base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables of ``base`` (default ``os.environ``) named in ``names``, plus LC_*; never a secret."""
+def allowlisted(names: Iterable[str], base: Mapping[str, str] | None = None,
+                prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """The variables of ``base`` (default ``os.environ``) named in ``names`` or starting with one of
+    ``prefixes``, plus LC_*; never a secret."""
     base = os.environ if base is None else base
     wanted = set(names)
-    env = {k: v for k, v in base.items() if (k in wanted or k.startswith("LC_")) and not is_forbidden(k)}
+    starts = ("LC_", *prefixes)
+    env = {k: v for k, v in base.items() if (k in wanted or k.startswith(starts)) and not is_forbidden(k)}
     env.setdefault("PATH", os.defpath)
     return env
 

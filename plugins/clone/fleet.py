@@ -12,6 +12,7 @@ Format (the bash version's JSON ``{"repos": [{"path": "..."}]}`` is valid YAML a
         tasks_per_repo: 10            # optional per-repo override
         steering: docs/steering.md    # optional steering prompt (absolute, or relative to the repo)
         verify: ["make lint", "make test"]  # optional checks; default detected; [] = none
+        setup: ["uv sync --locked"]   # optional setup commands before the agent; default detected; [] = none
         push_mode: gated              # optional: direct | gated | pr (default CLONE_PUSH_MODE)
 
 One bad entry never stops the others: :func:`load_fleet` returns the good entries and a
@@ -36,7 +37,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")  # always used with fullmatch
 GITHUB_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 KNOWN_KEYS = ("path", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering", "verify",
-              "push_mode")
+              "push_mode", "setup")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,7 @@ class RepoEntry:
     steering: str | None = None
     verify: tuple[str, ...] | None = None
     push_mode: str | None = None
+    setup: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -60,8 +62,9 @@ class RepoEntry:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RepoEntry:
         values = {key: data[key] for key in KNOWN_KEYS if key in data}
-        if values.get("verify") is not None:
-            values["verify"] = tuple(values["verify"])
+        for key in ("verify", "setup"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         return cls(**values)
 
 
@@ -130,11 +133,20 @@ def _validate_entry(raw: Any, where: str) -> RepoEntry:
         except ConfigError as e:
             raise ConfigError(f"{where}: field 'verify': {e}") from None
         verify = tuple(verify)
+    setup = field("setup", list)
+    if setup is not None:
+        from clone.repo_setup import steps_from_config
+
+        try:
+            steps_from_config(list(setup))
+        except ConfigError as e:
+            raise ConfigError(f"{where}: field 'setup': {e}") from None
+        setup = tuple(setup)
     push_mode = field("push_mode", str)
     if push_mode is not None and push_mode not in ("direct", "gated", "pr"):
         raise ConfigError(f"{where}: field 'push_mode' must be direct, gated or pr, got {push_mode!r}")
     return RepoEntry(
-        steering=steering, verify=verify, push_mode=push_mode,
+        steering=steering, verify=verify, push_mode=push_mode, setup=setup,
         path=str(path), name=name, enabled=field("enabled", bool, True), branch=branch,
         remote=remote, github=github, tasks_per_repo=tasks,
     )

@@ -1,8 +1,8 @@
 """One agent pass on one repo, with the orchestrator's rules enforced around the agent.
 
-prepare workspace -> stop conditions (run token budget, stall) -> memory docs -> prompt ->
-agent -> AGENTS.md core policy restored if touched -> local verification (one bounded fix
-chance) -> guards on the diff -> verification history and memory compaction -> one commit.
+prepare workspace -> stop conditions (run token budget, stall) -> setup and the checks' baseline on
+the base commit -> memory docs -> prompt -> agent -> AGENTS.md core policy restored if touched ->
+local verification judged against the baseline (one bounded fix chance) -> guards on the diff -> verification history and memory compaction -> one commit.
 Failures the orchestrator sees become INCIDENTS.md entries, pushed on their own so the
 record survives even when the pass's work does not.
 """
@@ -16,7 +16,7 @@ from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from clone import backlog, budget, compaction, core_policy, guards, memory, prompts, stall, verify
+from clone import backlog, budget, compaction, core_policy, guards, memory, prompts, repo_setup, stall, verify
 from clone.agents import AgentResult, AgentRun, build_agent
 from clone.errors import AgentError, CloneError, ConfigError
 from clone.fleet import RepoEntry
@@ -163,6 +163,8 @@ class Pass:
         self.agent = build_agent(settings)
         self.tokens = 0
         self.incidents: list[str] = []
+        self.setup: repo_setup.SetupResult | None = None
+        self.baseline: list[verify.CheckResult] = []
 
     # -- helpers -------------------------------------------------------------------------------
     def _run_agent(self, workdir: Path, prompt: str, kind: str) -> AgentResult:
@@ -222,13 +224,24 @@ class Pass:
         if reason:
             raise PassSkipped(f"{entry.name}: {reason}")
 
+        checks: list[verify.Check] = []
+        if settings.verify_policy != "off":
+            self.setup = self._setup()
+            checks = checks_for(entry, self.workdir)
+            self.baseline = verify.baseline(self.workdir, checks, self.ws.base_sha,
+                                            timeout_seconds=settings.verify_timeout_minutes * 60,
+                                            env=verify.default_env(passthrough=settings.agent_env_passthrough))
+            # The agent starts from the base commit, not from what setup or the baseline left behind.
+            self.git.run("reset", "--quiet", "--hard", self.ws.base_sha)
+            self.git.run("clean", "-ffd", "--quiet")
+            if not self.setup.ok:
+                self._setup_failed(self.setup)
         created = memory.ensure_docs(self.workdir, entry.name)
         if created:
             log.info("pass: created missing memory docs: %s", ", ".join(created))
         docs_tree = self.git.snapshot_tree()
         tasks = entry.tasks_per_repo or settings.tasks_per_repo
         before = backlog.parse(memory.read_doc(self.workdir, memory.BACKLOG))
-        checks = checks_for(entry, self.workdir) if settings.verify_policy != "off" else []
         texts = prompts.load_texts(settings.core_prompt_file, steering_file(entry, settings, self.workdir))
         prompt = prompts.build_pass_prompt(
             texts, repo_name=entry.name, tasks_per_repo=tasks, docs=read_docs(self.workdir),
@@ -253,6 +266,8 @@ class Pass:
             "backlog_before": before.counts(), "backlog_after": after.counts(), "created_docs": created,
             "checks": [], "verification": "skipped", "findings": [], "incidents": self.incidents,
             "push_mode": entry.push_mode or settings.push_mode, "entry": entry.to_dict(), "run_id": self.run_id,
+            "setup": self.setup.to_dict() if self.setup else None,
+            "baseline": [r.to_dict() for r in self.baseline],
         }
         if not changed:
             log.info("pass: the agent changed nothing in %s", entry.name)
@@ -270,7 +285,8 @@ class Pass:
             self._incident(guards.incident(guards.blocking(findings), ref), commit=True)
             raise PassBlocked(f"{entry.name}: the push is blocked by the guards:\n{guards.render(findings)}")
 
-        self._record_history(outcome["checks"], "committed")
+        self._record_history(outcome["checks"], "committed" + (
+            "" if outcome["verification"] == "passed" else f"; verification {outcome['verification']}"))
         # agent_tree predates the checks: what they left behind (build output, caches) is not committed.
         sha = commit_work(self.git, self.ws.base_sha, agent_tree,
                           commit_message("pass", entry.name, self.run_id, result.last_message, self.tokens or None))
@@ -279,22 +295,74 @@ class Pass:
                  len(files), ", ".join(files[:20]) + (" ..." if len(files) > 20 else ""))
         return {**outcome, "head_sha": sha or self.ws.base_sha, "changed": sha is not None}
 
+    def _setup(self) -> repo_setup.SetupResult:
+        """The repo's setup phase (network, cached on its manifests); a failure is the environment's."""
+        steps = repo_setup.steps_for(self.entry.setup, self.workdir)
+        env = repo_setup.setup_env(passthrough=self.settings.agent_env_passthrough)
+        return repo_setup.run_setup(self.workdir, steps, env=env,
+                                    timeout_seconds=self.settings.setup_timeout_minutes * 60)
+
+    def _setup_failed(self, result: repo_setup.SetupResult) -> None:
+        """One environment incident (repeats are not written again); the pass goes on, judged by the baseline."""
+        self._incident(memory.Incident(
+            kind="environment", title=f"the repository's setup failed: {result.failed_step}",
+            what_happened=f"Setup before the agent failed at `{result.failed_step}`:\n"
+                          f"{result.output_tail[-1500:]}",
+            root_cause="The repo's environment could not be built (a missing tool, a network or lock problem); "
+                       "this is not the agent's doing. Checks that are red because of it are pre-existing.",
+            prevention="Set `setup:` in repos.yaml, or install the missing toolchain where the workers run "
+                       "(README: toolchains).",
+            context=f"run {self.run_id}; base {self.ws.base_sha[:12]}"))
+
+    def _ci_will_judge(self) -> bool:
+        workflows = self.workdir / ".github" / "workflows"
+        return bool(self.ws.github and self.ws.has_remote and workflows.is_dir()
+                    and any(workflows.glob("*.y*ml")))
+
+    def _unverified(self, agent_tree: str, why: str) -> tuple[str, list[dict[str, Any]], str]:
+        """No check can judge the agent: go ahead when the repo's CI will, else (block) hold the work."""
+        if self.settings.verify_policy != "block" or self._ci_will_judge():
+            judge = "the repo's CI judges the push" if self._ci_will_judge() else "CLONE_VERIFY_POLICY=warn"
+            log.warning("verification: unverified (%s); %s", why, judge)
+            return agent_tree, [], f"unverified ({why}; {judge})"
+        ref = self._abandon("unverified", agent_tree)
+        message = (f"{self.entry.name}: unverified ({why}) and no CI will judge the push (no GitHub mapping with "
+                   "workflows); held under CLONE_VERIFY_POLICY=block. Declare checks with `verify:` in repos.yaml, "
+                   f"or `verify: []` to push without checks on purpose. The work is kept at {ref}.")
+        self._record_history([], f"held: unverified ({why}), work kept at {ref}")
+        self._incident(memory.Incident(
+            kind="unverified", title=f"the pass could not be verified: {why}",
+            what_happened=message, root_cause="Nothing local or in CI can tell whether the change is sound.",
+            prevention="Declare the repo's checks (`verify:` in repos.yaml), or `verify: []` to opt out.",
+            context=f"run {self.run_id}; unpushed work at {ref} in the workspace"), commit=True)
+        raise PassBlocked(message)
+
     def _verify(self, checks: list[verify.Check], agent_tree: str) -> tuple[str, list[dict[str, Any]], str]:
-        """Run the checks; on red give the agent one fix chance; block (or warn) if still red."""
+        """Run the checks and judge them against the baseline: only checks green on the base commit and red
+        now are the agent's; they get one fix chance, then block (or warn)."""
         policy = self.settings.verify_policy
         if policy == "off":
             return agent_tree, [], "off"
+        if not checks:
+            if self.entry.verify == ():
+                return agent_tree, [], "none (verify: [] in repos.yaml)"
+            return self._unverified(agent_tree, "no checks found")
         timeout = self.settings.verify_timeout_minutes * 60
         env = verify.default_env(passthrough=self.settings.agent_env_passthrough)
         results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env)
-        if not results:
-            return agent_tree, [], "no checks"
-        if all(r.ok for r in results):
-            return agent_tree, [r.to_dict() for r in results], "passed"
+        verdict = verify.judge(self.baseline, results)
+        for r in verdict.pre_existing:
+            log.warning("verification: %s `%s` was already red on the base commit %s (%s): pre-existing, "
+                        "not the agent's", r.name, r.command, self.ws.base_sha[:12], r.failure_kind)
+        if not verdict.trusted:
+            return self._unverified(agent_tree, "every check was red before the agent")
+        if not verdict.regressions:
+            return agent_tree, [r.to_dict() for r in results], verdict.label
         if policy == "warn":
             log.warning("verification is red; CLONE_VERIFY_POLICY=warn lets the push go ahead")
             return agent_tree, [r.to_dict() for r in results], "failed (warn)"
-        log.warning("verification is red; giving the agent one chance to fix it")
+        log.warning("verification: %d check(s) green before the agent are red now; giving the agent one chance "
+                    "to fix them", len(verdict.regressions))
         # Back to exactly the agent's tree: what the checks left behind must not end up in the commit.
         self.git.reset_index(agent_tree)
         self.git.run("checkout-index", "--all", "--force")
@@ -302,21 +370,23 @@ class Pass:
         fix_prompt = prompts.build_verify_fix_prompt(prompts.load_texts(self.settings.core_prompt_file,
                                                                         self.settings.prompts_file),
                                                      repo_name=self.entry.name,
-                                                     evidence=verify.failure_evidence(results))
+                                                     evidence=verify.failure_evidence(list(verdict.regressions)))
         try:
             self._run_agent(self.workdir, fix_prompt, "autofix")
         except AgentError:
             log.warning("the fix attempt failed too")
         agent_tree = self.git.snapshot_tree()
         results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env)
-        if all(r.ok for r in results):
-            return agent_tree, [r.to_dict() for r in results], "passed after fix"
+        verdict = verify.judge(self.baseline, results)
+        if not verdict.regressions:
+            return agent_tree, [r.to_dict() for r in results], verdict.label.replace("passed", "passed after fix", 1)
         ref = self._abandon("red", agent_tree)
         self._record_history([r.to_dict() for r in results], f"blocked: checks red, work kept at {ref}")
         self._incident(memory.Incident(
             kind="verification-red",
             title="the repository's checks failed after the agent's changes",
-            what_happened=f"Checks failed after the pass and after one fix attempt: {verify.summarize(results)}",
+            what_happened="Checks green on the base commit failed after the pass and after one fix attempt: "
+                          f"{verify.summarize(list(verdict.regressions))}",
             root_cause="The agent's change broke the repository's own checks; see the output tails in the "
                        "task log.",
             prevention="Run the repository's checks before finishing a pass; keep changes small enough to verify.",

@@ -75,6 +75,7 @@ class Settings:
     stall_passes: int = 3
     verify_policy: str = "block"
     verify_timeout_minutes: float = 20
+    setup_timeout_minutes: float = 20
     guard_policy: str = "block"
     protected_paths: tuple[str, ...] = ()
 
@@ -217,6 +218,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stall_passes=read.integer("CLONE_STALL_PASSES", 3),
         verify_policy=read.choice("CLONE_VERIFY_POLICY", "block", VERIFY_POLICIES),
         verify_timeout_minutes=read.number("CLONE_VERIFY_TIMEOUT_MINUTES", 20, minimum=0.01),
+        setup_timeout_minutes=read.number("CLONE_SETUP_TIMEOUT_MINUTES", 20, minimum=0.01),
         guard_policy=read.choice("CLONE_GUARD_POLICY", "block", GUARD_POLICIES),
         protected_paths=read.names("CLONE_PROTECTED_PATHS"),
         git_author_name=read.text("CLONE_GIT_AUTHOR_NAME", "") or Settings.git_author_name,
