@@ -122,3 +122,58 @@ def test_a_killed_caller_takes_its_command_with_it(tmp_path):
             return
         time.sleep(0.05)
     pytest.fail(f"the command {child} outlived its killed caller")
+
+
+def test_a_daemon_left_holding_stdout_does_not_turn_success_into_a_timeout(tmp_path):
+    pid_file = tmp_path / "daemon.pid"
+    script = f"sleep 60 & echo $! > {pid_file}; echo leader done"
+    started = time.monotonic()
+    result = runner.run(["bash", "-c", script], cwd=tmp_path, env=ENV, timeout=30)
+    took = time.monotonic() - started
+    assert result.ok and not result.timed_out and result.stdout == "leader done"
+    assert took < runner._DRAIN_SECONDS + 3, took  # before the fix: the whole 30 s timeout, then TIMEOUT
+    daemon = int(pid_file.read_text())
+    for _ in range(50):
+        try:
+            os.kill(daemon, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the daemon {daemon} left in the group survived")
+
+
+def test_a_handler_error_stops_the_command_at_once_and_is_named(tmp_path):
+    calls: list[str] = []
+
+    def handler(stream, line):
+        calls.append(line)
+        if line == "bad":
+            raise TypeError("string indices must be integers")
+
+    # Enough output to fill the pipe many times over: if draining stopped, the child would block.
+    script = "print('good'); print('bad', flush=True)\nfor i in range(100000): print('x' * 100)\nimport time; time.sleep(60)"
+    started = time.monotonic()
+    with pytest.raises(CommandError) as err:
+        runner.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, timeout=60, on_line=handler)
+    assert time.monotonic() - started < 15  # before the fix: the 60 s timeout, reported as "timed out"
+    message = str(err.value)
+    assert "output handler failed: TypeError: string indices must be integers" in message, message
+    assert "stdout line 2" in message and not err.value.timed_out
+    assert calls == ["good", "bad"]  # a broken handler is not called again
+
+    result = runner.run([sys.executable, "-c", "print('bad')"], cwd=tmp_path, env=ENV, timeout=30,
+                        on_line=handler, check=False)
+    assert not result.ok and result.handler_error.startswith("TypeError")
+
+
+def test_invalid_utf8_and_huge_lines_are_read_without_holding_them_whole(tmp_path):
+    script = ("import sys\nsys.stdout.buffer.write(b'\\xff\\xfe bad bytes\\n')\n"
+              f"sys.stdout.buffer.write(b'y' * ({runner.MAX_LINE_BYTES} * 3 + 5) + b'\\n')\n"
+              "sys.stdout.buffer.write(b'after\\n')\n")
+    seen: list[str] = []
+    result = runner.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, timeout=30,
+                        on_line=lambda stream, line: seen.append(line))
+    assert result.ok
+    assert seen[0] == "\ufffd\ufffd bad bytes"
+    assert len(seen[1]) == runner.MAX_LINE_BYTES and seen[2] == "after" and len(seen) == 3

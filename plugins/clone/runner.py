@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 LineHandler = Callable[[str, str], bool | None]
 
 _KILL_GRACE_SECONDS = 5.0
+#: After the leader exits, how long its output may keep draining before the rest of its process
+#: group (a daemon it left behind holding stdout) is killed. The result is the leader's.
+_DRAIN_SECONDS = 2.0
+#: Longest output line handed on, in bytes; the rest of a longer line is read and dropped.
+MAX_LINE_BYTES = 1 << 20
 #: Process groups started by this process and still running: killed when it exits or is killed.
 _LIVE: dict[int, subprocess.Popen] = {}
 _PR_SET_PDEATHSIG = 1
@@ -65,10 +70,12 @@ class CommandResult:
     duration: float
     timed_out: bool = False
     stopped: bool = False
+    #: What the ``on_line`` handler raised (``"TypeError: ..."``), which stopped the command.
+    handler_error: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out and not self.stopped
+        return self.returncode == 0 and not self.timed_out and not self.stopped and not self.handler_error
 
     def tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of stdout and stderr together, for error messages."""
@@ -91,6 +98,18 @@ def _kill_group(proc: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         break
+
+
+def _lines(stream):
+    """Decoded lines of ``stream`` (invalid UTF-8 replaced), each cut at MAX_LINE_BYTES."""
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES)
+        if not raw:
+            return
+        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass  # drop the rest of an overlong line without holding it in memory
+        yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def run(
@@ -142,17 +161,32 @@ def _supervise(proc: subprocess.Popen, argv: tuple[str, ...], cwd: Path | str, t
     buffers = {"stdout": deque(maxlen=max_capture_lines), "stderr": deque(maxlen=max_capture_lines)}
     stop_requested = threading.Event()
     handler_lock = threading.Lock()
+    handler_errors: list[str] = []
+
+    def request_stop() -> None:
+        if not stop_requested.is_set():
+            stop_requested.set()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)  # at once; the main loop finishes the job
+
+    def handle(name: str, line: str, number: int) -> None:
+        if on_line is None or handler_errors:
+            return
+        with handler_lock:
+            try:
+                if on_line(name, line):
+                    request_stop()
+            except Exception as e:  # a handler bug must stop the command, never the draining
+                log.exception("output handler failed on %s line %d of %s", name, number, argv[0])
+                handler_errors.append(f"{type(e).__name__}: {e} (on {name} line {number}: {line[:200]!r})")
+                request_stop()
 
     def pump(name: str, stream) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        number = 0
+        for line in _lines(stream):
+            number += 1
             buffers[name].append(line)
-            if on_line is not None:
-                with handler_lock:
-                    if on_line(name, line) and not stop_requested.is_set():
-                        stop_requested.set()
-                        with contextlib.suppress(ProcessLookupError, PermissionError):
-                            os.killpg(proc.pid, signal.SIGTERM)  # at once; the main loop finishes the job
+            handle(name, line, number)
         stream.close()
 
     def feed() -> None:
@@ -181,15 +215,20 @@ def _supervise(proc: subprocess.Popen, argv: tuple[str, ...], cwd: Path | str, t
             except subprocess.TimeoutExpired:
                 pass
     stopped = stopped or stop_requested.is_set()  # the pump may have signalled it before the loop looked
-    if not (timed_out or stopped):
-        # The leader exited; children still holding the pipes would keep readers alive.
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in threads):
-            timed_out = True
-            _kill_group(proc)
+    # The leader exited. What it left in its group (a daemon holding stdout) would keep the pipes
+    # open: give the output a moment to drain, then kill the group. The leader's exit code stands.
+    drain_until = time.monotonic() + _DRAIN_SECONDS
+    for thread in threads:
+        thread.join(timeout=max(0.0, drain_until - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        log.info("%s exited but its process group still holds its output; killing the group", argv[0])
+        _kill_group(proc)
     for thread in threads:
         thread.join(timeout=_KILL_GRACE_SECONDS)
+    if any(t.is_alive() for t in threads):  # something left the group (setsid) and holds the pipe
+        log.warning("a process outside %s's group still holds its output; not waiting for it", argv[0])
+    handler_error = handler_errors[0] if handler_errors else ""
+    stopped = stopped and not handler_error
 
     result = CommandResult(
         argv=argv,
@@ -199,9 +238,12 @@ def _supervise(proc: subprocess.Popen, argv: tuple[str, ...], cwd: Path | str, t
         duration=time.monotonic() - started,
         timed_out=timed_out,
         stopped=stopped,
+        handler_error=handler_error,
     )
     if check and not result.ok:
-        if timed_out:
+        if handler_error:
+            what = f"was stopped because its output handler failed: {handler_error}"
+        elif timed_out:
             what = f"timed out after {timeout:.0f}s and was killed"
         elif stopped:
             what = "was stopped"

@@ -139,6 +139,8 @@ class Agent:
                 result.over_budget = True
                 result.error = (f"stopped: token budget exceeded ({self.tokens_used()} tokens used, "
                                 f"CLONE_MAX_TOKENS_PER_PASS={self.max_tokens})")
+            elif proc.handler_error:
+                result.error = f"stopped: reading its output failed ({proc.handler_error})"
             elif proc.timed_out:
                 result.error = f"timed out after {self.timeout_seconds:.0f}s; its process group was killed"
             elif proc.returncode != 0:

@@ -51,6 +51,7 @@ the tokens are summed from the assistant messages seen, which undercounts output
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections import deque
@@ -128,7 +129,7 @@ class ClaudeEvents:
         if usage:
             usage["total_tokens"] = sum(usage.get(k, 0) for k in USAGE_KEYS)
         cost = (self.result_event or {}).get("total_cost_usd")
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost):
             usage["cost_usd_micros"] = int(round(cost * 1_000_000))
         return usage
 
@@ -166,11 +167,20 @@ class ClaudeEvents:
         """Digest one stdout line; return what to log for it (possibly nothing)."""
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return [line] if line.strip() else []
         if not isinstance(event, dict):
             return [line]
-        kind = str(event.get("type", "?"))
+        kind = event.get("type")
+        kind = kind if isinstance(kind, str) else "?"
+        try:
+            return self._event(kind, event)
+        except Exception as e:  # a shape no branch below foresaw: skip it, say so
+            log.warning("claude: skipped a malformed %r event (%s: %s): %s", kind, type(e).__name__, e,
+                        _short(line, 300))
+            return [f"skipped a malformed {kind} event"]
+
+    def _event(self, kind: str, event: dict[str, Any]) -> list[str]:
         if kind == "system":
             return [self._system(event)]
         if kind == "assistant":
@@ -189,7 +199,7 @@ class ClaudeEvents:
         if subtype == "init":
             return (f"session started: claude {event.get('claude_code_version', '?')}, model "
                     f"{event.get('model', '?')}, permission mode {event.get('permissionMode', '?')}, "
-                    f"{len(event.get('tools') or [])} tools, cwd {event.get('cwd', '?')}")
+                    f"{len(tools) if isinstance(tools := event.get('tools'), list) else '?'} tools, cwd {event.get('cwd', '?')}")
         if subtype == "api_retry":
             return (f"API retry {event.get('attempt')}/{event.get('max_retries')} after "
                     f"{event.get('error_status') or ''} {event.get('error') or ''}, waiting "
@@ -201,14 +211,16 @@ class ClaudeEvents:
         return f"system {subtype}"
 
     def _assistant(self, event: dict[str, Any]) -> list[str]:
-        message = event.get("message") or {}
+        message = event.get("message")
+        message = message if isinstance(message, dict) else {}
         prefix = "[subagent] " if event.get("parent_tool_use_id") else ""
         usage = message.get("usage")
         if isinstance(usage, dict) and message.get("id") and not event.get("is_api_error_message"):
             self._message_usage[str(message["id"])] = {
                 k: v for k in USAGE_KEYS if (v := _int(usage.get(k))) is not None}
         lines = []
-        for block in message.get("content") or []:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
             if not isinstance(block, dict):
                 continue
             block_type = block.get("type")
@@ -234,7 +246,8 @@ class ClaudeEvents:
 
     def _user(self, event: dict[str, Any]) -> list[str]:
         prefix = "[subagent] " if event.get("parent_tool_use_id") else ""
-        content = (event.get("message") or {}).get("content")
+        message = event.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         lines = []
         for block in content if isinstance(content, list) else []:
             if not isinstance(block, dict) or block.get("type") != "tool_result":
@@ -258,10 +271,10 @@ class ClaudeEvents:
         cost = event.get("total_cost_usd")
         parts = [f"result {event.get('subtype', '?')}" + (" (ERROR)" if event.get("is_error") else "")]
         if event.get("num_turns") is not None:
-            parts.append(f"{event['num_turns']} turns")
-        if isinstance(event.get("duration_ms"), (int, float)):
+            parts.append(f"{_short(event['num_turns'], 20)} turns")
+        if isinstance(event.get("duration_ms"), (int, float)) and not isinstance(event["duration_ms"], bool):
             parts.append(f"{event['duration_ms'] / 1000:.1f}s")
-        if isinstance(cost, (int, float)):
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost):
             parts.append(f"cost ${cost:.4f}")
         tokens = ", ".join(f"{k}={usage[k]}" for k in USAGE_KEYS if k in usage)
         line = ", ".join(parts) + (f"; {tokens}" if tokens else "")

@@ -28,6 +28,13 @@ def _short(text: Any, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _message(error: Any) -> str:
+    """The text of an ``error`` field, whatever shape it came in (a dict with ``message``, a string)."""
+    if isinstance(error, dict):
+        error = error.get("message")
+    return "" if error is None or error == "" else str(error)
+
+
 class CodexEvents:
     """Reads codex's JSONL event stream: renders each event for the log, keeps usage and failures."""
 
@@ -59,32 +66,44 @@ class CodexEvents:
             result.ok = False
 
     def feed(self, line: str) -> str:
-        """Digest one stdout line; return what to log for it."""
+        """Digest one stdout line; return what to log for it. Never raises: whatever the agent
+        prints, a line it cannot make sense of is logged and skipped."""
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return line
         if not isinstance(event, dict):
             return line
-        kind = event.get("type", "?")
+        kind = event.get("type")
+        kind = kind if isinstance(kind, str) else "?"
+        try:
+            return self._event(kind, event)
+        except Exception as e:  # a shape no branch below foresaw: skip it, say so
+            log.warning("codex: skipped a malformed %r event (%s: %s): %s", kind, type(e).__name__, e,
+                        _short(line, 300))
+            return f"skipped a malformed {kind} event"
+
+    def _event(self, kind: str, event: dict[str, Any]) -> str:
         if kind == "turn.completed":
             self.pending_errors.clear()
-            usage = event.get("usage") or {}
+            usage = event.get("usage")
+            usage = usage if isinstance(usage, dict) else {}
             for key in USAGE_KEYS:
                 value = usage.get(key)
                 if isinstance(value, int) and not isinstance(value, bool):
                     self.usage[key] = self.usage.get(key, 0) + value
             return "turn completed: " + ", ".join(f"{k}={usage.get(k)}" for k in USAGE_KEYS if k in usage)
         if kind == "turn.failed":
-            message = (event.get("error") or {}).get("message") or json.dumps(event)[:400]
+            message = _message(event.get("error")) or json.dumps(event)[:400]
             self.turn_failures.append(f"turn failed: {message}")
             return f"turn FAILED: {_short(message)}"
         if kind == "error":
-            message = event.get("message") or json.dumps(event)[:400]
+            message = _message(event.get("message")) or _message(event.get("error")) or json.dumps(event)[:400]
             self.pending_errors.append(f"error: {message}")
             return f"ERROR: {_short(message)}"
         if kind.startswith("item."):
-            return self._item(kind, event.get("item") or {})
+            item = event.get("item")
+            return self._item(kind, item if isinstance(item, dict) else {})
         return kind
 
     def _item(self, kind: str, item: dict[str, Any]) -> str:
@@ -94,10 +113,12 @@ class CodexEvents:
                 self.last_message = str(item.get("text", ""))
             return f"message: {_short(item.get('text', ''), 2000)}"
         if item_type == "command_execution":
-            status = f" -> exit {item['exit_code']}" if item.get("exit_code") is not None else ""
+            status = f" -> exit {_short(item['exit_code'], 20)}" if item.get("exit_code") is not None else ""
             return f"{kind.split('.')[1]} command: {_short(item.get('command', ''))}{status}"
         if item_type == "file_change":
-            changes = ", ".join(f"{c.get('kind', '?')} {c.get('path', '?')}" for c in item.get("changes") or [])
+            changes = item.get("changes")
+            changes = ", ".join(f"{c.get('kind', '?')} {c.get('path', '?')}"
+                                for c in (changes if isinstance(changes, list) else []) if isinstance(c, dict))
             return f"file change: {_short(changes)}"
         if item_type == "reasoning":
             return f"reasoning: {_short(item.get('text', ''), 300)}"
