@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
-from clone import lease
+from clone import lease, runner
 from clone.controls import fleet_paused, skip_if_paused
 from clone.discover import discover
 from clone.errors import CloneError, ConfigError, PushConflict
@@ -131,12 +131,16 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
         raise AirflowSkipException(f"{entry.name}: the MAX_HOURS deadline "
                                    f"({dt.datetime.fromtimestamp(deadline, dt.timezone.utc):%Y-%m-%d %H:%M} UTC) "
                                    "has passed; no new pass starts")
-    holder = lease.acquire(settings.workspace, entry.name, context["run_id"], lease_ttl(settings))
+    run_id, workspace = context["run_id"], settings.workspace
+    holder = lease.acquire(workspace, entry.name, run_id, lease_ttl(settings), dag_id=context["ti"].dag_id,
+                           run_state=lease.dagrun_state)
     if holder:
         raise AirflowSkipException(f"{entry.name}: another pass is working on this repo ({holder}); skipped "
                                    "so that two agents never share a repo")
-    try:
-        return run_pass(entry, settings, context["run_id"])
+    try:  # the lease lists the pass's process groups: if this task is killed, the next run kills them
+        with runner.watching(lambda pgid: lease.record_group(workspace, entry.name, run_id, pgid),
+                             lambda pgid: lease.forget_group(workspace, entry.name, run_id, pgid)):
+            return run_pass(entry, settings, run_id)
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
 

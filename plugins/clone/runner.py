@@ -39,6 +39,8 @@ MAX_LINE_BYTES = 1 << 20
 #: Process groups started by this process and still running: killed when it exits or is killed.
 _LIVE: dict[int, subprocess.Popen] = {}
 _PR_SET_PDEATHSIG = 1
+#: (on_start, on_end) pairs called with each new process group's id: see :func:`watching`.
+_WATCHERS: list[tuple[Callable[[int], None], Callable[[int], None]]] = []
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -57,6 +59,27 @@ def kill_running() -> None:
 
 
 atexit.register(kill_running)
+
+
+@contextlib.contextmanager
+def watching(on_start: Callable[[int], None], on_end: Callable[[int], None]):
+    """While the block runs, call ``on_start(pgid)`` when a command's process group starts and
+    ``on_end(pgid)`` when its command returns (the lease records them, so that a later run can kill
+    what a killed task left behind). A watcher that raises is logged, never fails the command."""
+    pair = (on_start, on_end)
+    _WATCHERS.append(pair)
+    try:
+        yield
+    finally:
+        _WATCHERS.remove(pair)
+
+
+def _notify(index: int, pgid: int) -> None:
+    for pair in list(_WATCHERS):
+        try:
+            pair[index](pgid)
+        except Exception:  # noqa: BLE001 - bookkeeping must never stop a command
+            log.exception("process group watcher failed for group %d", pgid)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,10 +170,12 @@ def run(
     except OSError as e:
         raise error_class(f"cannot start {argv[0]!r} in {cwd}: {e}", argv=argv) from e
     _LIVE[proc.pid] = proc
+    _notify(0, proc.pid)
     try:
         return _supervise(proc, argv, cwd, timeout, stdin, on_line, check, max_capture_lines, error_class, started)
     finally:
         _LIVE.pop(proc.pid, None)
+        _notify(1, proc.pid)
 
 
 def _supervise(proc: subprocess.Popen, argv: tuple[str, ...], cwd: Path | str, timeout: float, stdin: str | None,
