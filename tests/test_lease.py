@@ -89,8 +89,9 @@ def test_dagrun_state_outside_a_task_cannot_tell():
 
 def daemon_left_behind(seconds: int) -> tuple[runner.CommandResult, psutil.Process]:
     """Run a command through the runner whose leader exits and leaves a daemon in its group."""
-    code = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep({seconds})'],"
-            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid)")
+    code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+            f"'import time; time.sleep({seconds})'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+            " print(p.pid)")
     result = runner.run((sys.executable, "-c", code), cwd="/", env={"PATH": "/usr/bin:/bin"}, timeout=30)
     return result, psutil.Process(int(result.stdout.strip()))
 
@@ -145,7 +146,8 @@ def test_an_earlier_attempt_of_the_same_run_is_cleaned_up_too(tmp_path):
     assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet") is None
     with runner.watching(lambda pgid: lease.record_group(tmp_path, "app", "run-1", pgid), lambda pgid: None):
         _, daemon = daemon_left_behind(120)
-    assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet", run_state=states("running")) is None
+    again = lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet", run_state=states("running"))
+    assert again is None
     assert not daemon.is_running() or daemon.status() == psutil.STATUS_ZOMBIE
 
 

@@ -118,7 +118,8 @@ def acquire(workspace: Path, repo: str, run_id: str, stale_after: float, now: fl
             age = now - float(holder.get("since", 0) or 0)
             return f"{who} (since {age / 60:.0f} min{f', {state}' if state else ''})"
         if decision in ("dead", "stale"):
-            why = f"its run is {state}" if decision == "dead" else f"it is older than {stale_after / 3600:.1f} h"
+            why = (f"its run is {state}" if decision == "dead"
+                   else f"it is older than {stale_after / 3600:.1f} h")
             log.warning("%s: taking over the lease of dead holder %s of %s (%s)", repo, who,
                         holder.get("dag_id", "?"), why)
         killed = kill_leftovers(holder.get("groups") or [])
@@ -130,7 +131,7 @@ def acquire(workspace: Path, repo: str, run_id: str, stale_after: float, now: fl
 
 
 def _group_members(pgid: int, started: float) -> list[psutil.Process]:
-    """Live processes of process group ``pgid`` that belong to the group whose leader started at ``started``."""
+    """Live processes of group ``pgid`` that belong to the group whose leader started at ``started``."""
     members = []
     for proc in psutil.process_iter():
         try:
