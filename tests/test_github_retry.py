@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clone.errors import GitHubError
@@ -124,12 +125,21 @@ def test_repo_creation_survives_a_502_burst_and_a_lost_answer(gh, api):
     assert len(list(gh.repos_root.rglob("*.git"))) == 2
 
 
-def test_a_post_is_not_retried_on_a_500_or_a_read_timeout(gh, api, work):
+def test_a_post_is_not_retried_on_a_500_or_a_read_timeout(gh, api, work, waits):
     gh.add_repo(REPO, bare_path=work[0])
     gh.inject(r"/pulls$", 500, method="POST")  # GitHub itself failed: it may have opened the PR
     with pytest.raises(GitHubError, match=r"POST acme/widget pulls answered 500: Internal Server Error$"):
         pulls.open_pull(api, REPO, head="work", base="main", title="t", body="b")
     assert gh.count("POST", r"/pulls$") == 1
+    impatient = httpx.Client(timeout=httpx.Timeout(0.3))
+    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN), impatient, retry=FAST, sleep=waits.append) as slow:
+        gh.inject(r"/pulls$", 0, method="POST", after=True, delay=1.0)  # opens it, answers too late
+        with pytest.raises(GitHubError, match=r"POST acme/widget pulls: GitHub API unreachable.*ReadTimeout"):
+            pulls.open_pull(slow, REPO, head="work", base="main", title="t", body="b")
+        assert gh.count("POST", r"/pulls$") == 2 and len(gh.repo(REPO).pulls) == 1 and waits == []
+        gh.inject(r"/pulls$", 0, method="GET", after=True, delay=1.0)  # a GET is retried after a timeout
+        assert pulls.open_pull(slow, REPO, head="work", base="main", title="t", body="b")["number"] == 1
+        assert gh.count("GET", r"/pulls$") == 4 and len(waits) == 1  # 1 + 1 + (timed out, retried)
 
 
 def test_a_permanent_502_fails_after_the_bounded_retries_naming_them(gh, api, waits):
