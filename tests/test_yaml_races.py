@@ -103,7 +103,8 @@ def test_a_file_that_never_stops_changing_is_a_clear_error(tmp_path, monkeypatch
     assert "/code/x" not in source.read_text() and source.read_text().count("# edited") == 3
 
 
-def test_an_append_into_the_replaced_file_is_put_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("also_new", [False, True])
+def test_an_append_into_the_replaced_file_is_put_back(tmp_path, monkeypatch, also_new):
     # `>>` opened the file just before Clone's rename and writes just after: its bytes go to the
     # old inode. Clone holds that inode open, sees the append, restores it and merges again.
     source = tmp_path / "repos.yaml"
@@ -117,10 +118,14 @@ def test_an_append_into_the_replaced_file_is_put_back(tmp_path, monkeypatch):
             real_replace(src, dst)
             late[0].write("  - path: /code/late\n")
             late[0].close()
+            if also_new:  # the next `>>` already writes into the new file
+                with open(dst, "a", encoding="utf-8") as handle:
+                    handle.write("  - path: /code/later\n")
         else:
             real_replace(src, dst)
 
     monkeypatch.setattr(yamlio.os, "replace", replace_with_a_late_append)
     assert merge_discovered(source, [tmp_path / "new"]) == [str(tmp_path / "new")]
     paths = [entry["path"] for entry in yamlio.load_document(source)["repos"]]
-    assert paths == ["/code/first", "/code/late", str(tmp_path / "new")]
+    later = ["/code/later"] if also_new else []
+    assert paths == ["/code/first", "/code/late", *later, str(tmp_path / "new")]

@@ -20,7 +20,9 @@ import io
 import json
 import logging
 import os
+import random
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -104,7 +106,9 @@ def update_document(path: Path, mutate: Callable[[Any], Any], *, empty: Callable
     A file that does not parse is never overwritten: the ConfigError propagates.
     """
     with locked(path):
-        for _attempt in range(MAX_MERGE_ATTEMPTS):
+        for attempt in range(MAX_MERGE_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0.01, 0.05))  # let a burst of edits (an editor's save) end
             done, result = _merge_once(path, mutate, empty)
             if done:
                 return result
@@ -172,14 +176,19 @@ def _merge_once(path: Path, mutate: Callable[[Any], Any], empty: Callable[[], An
                 os.unlink(tmp)
         if original is not None and _stamp(original) != stamp:
             # Someone wrote into the inode we just replaced (opened before the rename, wrote after):
-            # put their version back and merge again, unless the new file was changed too.
-            ours = hashlib.sha256(after.encode("utf-8")).digest()
-            now = _current_stamp(path)
-            if now is None or now[3] != ours:
-                raise ConfigError(f"{path}: two programs edited the file while Clone was writing it; "
-                                  "check that your last edit is in it")
+            # put their version back and merge again. Appends made meanwhile to the new file (ours)
+            # are carried over; any other change to it cannot be told from ours: an error.
+            ours = after.encode("utf-8")
+            try:
+                current = path.read_bytes()
+            except FileNotFoundError:
+                current = b""
+            if not current.startswith(ours):
+                raise ConfigError(f"{path}: edited by another program in two places while Clone was writing "
+                                  "it; check that your last edit is in it, or edit under the lock")
             original.seek(0)
-            restored = _prepare(path, original.read().decode("utf-8", errors="surrogateescape"))
+            theirs = original.read() + current[len(ours):]
+            restored = _prepare(path, theirs.decode("utf-8", errors="surrogateescape"))
             os.replace(restored, path)
             log.info("%s was appended to while Clone replaced it: put that edit back, merging again", path)
             return False, None
