@@ -247,10 +247,11 @@ def test_someone_elses_github_repo_is_not_touched(clone_env, gh, tmp_path, priva
     assert idea.retry_at is None and idea.github is None
     assert BareRepo(bare).branch_sha("main") == theirs
 
-def test_an_api_outage_blocks_with_a_retry_and_the_retry_creates_one_repo(clone_env, gh):
+def test_an_api_outage_blocks_with_a_retry_and_the_retry_creates_one_repo(clone_env, gh, monkeypatch):
     bootstrapped(clone_env)
-    gh.inject(r"^/user/repos$", 502, method="POST")
-    with pytest.raises(steps.IdeaBlocked, match="answered 502"):
+    monkeypatch.setenv("CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS", "0.01")
+    gh.inject(r"^/user/repos$", 502, method="POST", times=5)  # outlasts the 5 attempts of one run
+    with pytest.raises(steps.IdeaBlocked, match="answered 502 after 5 attempts"):
         step("publish", gh=gh)
     idea = get_idea(clone_env["ideas_file"], "n1")
     assert idea.status == BLOCKED and idea.retry_at and idea.due()
@@ -259,7 +260,7 @@ def test_an_api_outage_blocks_with_a_retry_and_the_retry_creates_one_repo(clone_
     step("publish", gh=gh)
     step("enrol")
     assert get_idea(clone_env["ideas_file"], "n1").status == ACTIVE
-    assert gh.count("POST") == 2 and len(list((gh.repos_root).rglob("*.git"))) == 1
+    assert gh.count("POST") == 6 and len(list((gh.repos_root).rglob("*.git"))) == 1
 
 def test_a_rejected_token_blocks_without_a_retry(clone_env, gh):
     bootstrapped(clone_env)

@@ -137,8 +137,8 @@ def test_an_api_failure_blocks_and_the_next_run_resumes_without_a_second_repo(tm
     target = clone_env["code"] / "notes-cli"
 
     with FakeGitHub(token=TOKEN, repos_root=tmp_path / "github") as gh:
-        gh.inject(r"^/user/repos$", 502, method="POST")
-        code, output, _ = dags_test(env, gh)
+        gh.inject(r"^/user/repos$", 502, method="POST", times=5)  # outlasts one run's 5 attempts
+        code, output, _ = dags_test(env, gh, CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS="0.01")
         assert code != 0, output[-6000:]
         blocked = get_idea(ideas_path, "notes")
         assert blocked.status == BLOCKED and blocked.retry_at and blocked.last_error.startswith(
@@ -149,7 +149,7 @@ def test_an_api_failure_blocks_and_the_next_run_resumes_without_a_second_repo(tm
 
         code, output, _ = dags_test(env, gh)  # the fault has cleared
         assert code == 0, output[-6000:]
-        assert gh.count("POST") == 2 and len(list((tmp_path / "github").rglob("*.git"))) == 1
+        assert gh.count("POST") == 6 and len(list((tmp_path / "github").rglob("*.git"))) == 1
         bare = gh.repo("clone-bot/notes-cli").bare_path
     idea = get_idea(ideas_path, "notes")
     assert (idea.status, idea.github, idea.last_error, idea.retry_at) == (

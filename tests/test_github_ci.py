@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 import clone.triggers.ci as trigger_module
-from clone.github.api import ApiAnswer, GitHubApi
+from clone.github.api import ApiAnswer, GitHubApi, RetryPolicy
 from clone.github.ci import (
     MAX_ERROR_BACKOFF,
     CIWatch,
@@ -65,7 +65,9 @@ def gh(tmp_path: Path):
 
 @pytest.fixture
 def api(gh: FakeGitHub):
-    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as client:
+    # Real retries, short waits (a rate limit asking for more than 0.05 s is not waited out).
+    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN),
+                   retry=RetryPolicy(retries=4, max_wait=0.05, first_wait=0.01)) as client:
         yield client
 
 
@@ -466,11 +468,11 @@ def test_failure_report_survives_an_unavailable_log(gh, api, pushed):
     bare, sha = pushed
     gh.add_repo(REPO, bare_path=bare, ci=two_job_failure)
     _, event = drive(api, make_watch(sha))
-    gh.inject(r"/actions/jobs/\d+/logs$", 500)
+    gh.inject(r"/actions/jobs/\d+/logs$", 500, times=5)  # longer than the 5 attempts
 
     report = failure_report(api, REPO, event["runs"], max_lines=8)
     assert "job tests: failure" in report and "Failing step(s): pytest" in report
-    assert "(log unavailable:" in report and "500" in report
+    assert "(log unavailable:" in report and "500 after 5 attempts" in report
 
 
 def test_failure_report_of_green_runs_is_empty(gh, api, pushed):

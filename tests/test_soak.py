@@ -4,10 +4,13 @@ Issue "Green where users run it": under a real scheduler, triggerer and LocalExe
 although every pass, push and CI repair worked (the deferral race, apache/airflow #72716), the trigger
 form could not be submitted and a backfill killed the scheduler. This drives, one after another:
 
-1. the UI trigger form with every default untouched (Playwright + Debian's Chromium),
-2. a REST trigger with an empty conf,
-3. a REST trigger with ``cycles: 2`` (its second cycle is a run of its own),
-4. the README's backfill of 2 missed days (``airflow backfill create ... --max-active-runs 1``),
+1. the scheduled run that unpausing an ``@daily`` DAG starts at once (the latest complete interval),
+2. the UI trigger form with every default untouched (Playwright + Debian's Chromium),
+3. a REST trigger with an empty conf,
+4. a REST trigger with ``cycles: 2`` (its second cycle is a run of its own),
+5. the README's backfill of 2 missed days (``airflow backfill create ... --max-active-runs 1``),
+6. the kill switch (Variable ``clone_paused=true`` set through REST): a run that does no agent work and is
+   green, its note saying why,
 
 over a fleet of three real repos with bare remotes and a local GitHub API: ``alpha`` and ``gamma`` go
 green, ``beta`` is red after every pass (the agent writes ``broken.txt``, CI fails while it exists) and
@@ -99,8 +102,6 @@ def test_soak_every_way_to_run_is_green(tmp_path: Path, clone_env, chromium, rep
                         start_after_polls=1, complete_after_polls=2)
         env = standalone_env(home, dags, port, {
             "AIRFLOW__CORE__PARALLELISM": "4",
-            # Backfill runs and the runs triggered here are the only ones: no cron run competing for leases.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url, "password": TOKEN}),
         })
         env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
@@ -135,10 +136,19 @@ def test_soak_every_way_to_run_is_green(tmp_path: Path, clone_env, chromium, rep
                 return answer.json()["dag_runs"]
 
             def all_finished(count: int):
-                return lambda: (len(found := runs()) >= count and all(r["state"] in FINISHED for r in found)
-                                and found)
+                def check():
+                    found = runs()
+                    failed = [r["dag_run_id"] for r in found if r["state"] == "failed"]
+                    if failed:  # no waiting for the rest: say which run went red and why
+                        pytest.fail(f"run(s) {failed} failed; task logs under {home / 'logs'}\n"
+                                    f"{[(r['dag_run_id'], r['state']) for r in found]}")
+                    return len(found) >= count and all(r["state"] in FINISHED for r in found) and found
+                return check
 
-            # 1. The UI form, every default untouched.
+            # 1. Unpausing starts the latest complete interval's scheduled run at once.
+            first = wait_for("the scheduled run", all_finished(1), 300, standalone, log, interval=1)
+            assert first[0]["run_type"] == "scheduled", first
+            # 2. The UI form, every default untouched.
             with sync_playwright() as playwright:
                 browser = launch(playwright, chromium)
                 try:
@@ -151,21 +161,28 @@ def test_soak_every_way_to_run_is_green(tmp_path: Path, clone_env, chromium, rep
                     page.screenshot(path=str(tmp_path / "soak_trigger_form.png"))
                 finally:
                     browser.close()
-            wait_for("run 1 (UI form)", all_finished(1), 300, standalone, log, interval=1)
-            # 2. REST, empty conf.
+            wait_for("run 2 (UI form)", all_finished(2), 300, standalone, log, interval=1)
+            # 3. REST, empty conf.
             answer = client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {}})
             assert answer.status_code == 200, answer.text
-            wait_for("run 2 (REST)", all_finished(2), 300, standalone, log, interval=1)
-            # 3. REST, two cycles: the second cycle is a run of its own, triggered by the first.
+            wait_for("run 3 (REST)", all_finished(3), 300, standalone, log, interval=1)
+            # 4. REST, two cycles: the second cycle is a run of its own, triggered by the first.
             answer = client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None,
                                                                            "conf": {"cycles": 2}})
             assert answer.status_code == 200, answer.text
-            wait_for("runs 3 and 4 (cycles: 2)", all_finished(4), 600, standalone, log, interval=1)
-            # 4. The README's backfill of two missed days.
+            wait_for("runs 4 and 5 (cycles: 2)", all_finished(5), 600, standalone, log, interval=1)
+            # 5. The README's backfill of two missed days.
             created = airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--from-date", days[0].isoformat(),
                               "--to-date", days[1].isoformat(), "--max-active-runs", "1", timeout=120)
             assert created.returncode == 0, created.stdout + created.stderr
-            final = wait_for("runs 5 and 6 (backfill)", all_finished(6), 600, standalone, log, interval=1)
+            wait_for("runs 6 and 7 (backfill)", all_finished(7), 600, standalone, log, interval=1)
+            # 6. The kill switch: no agent work, a green run that says why.
+            paused = client.post("/api/v2/variables", json={"key": "clone_paused", "value": "true"})
+            assert paused.status_code in (200, 201), paused.text
+            answer = client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {}})
+            assert answer.status_code == 200, answer.text
+            final = wait_for("run 8 (kill switch)", all_finished(8), 300, standalone, log, interval=1)
+            paused_note = client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{answer.json()['dag_run_id']}").json()["note"]
             took = time.monotonic() - started
             healthy_after = api.healthy()
             listeners = []
@@ -203,8 +220,11 @@ def test_soak_every_way_to_run_is_green(tmp_path: Path, clone_env, chromium, rep
 
     story = (f"runs: {[(r['dag_run_id'], r['run_type'], r['state']) for r in final]}\nretried: {retried}\n"
              f"history: {history}\nmismatch: {mismatch_lines[:5]}\nstates: {states}")
-    assert len(final) == 6 and ok == 6, story
-    assert sorted(by_type) == ["backfill", "manual"] and len(by_type["backfill"]) == 2, story
+    assert len(final) == 8 and ok == 8, story
+    # the second cycle is triggered by the first (TriggerDagRunOperator): run type operator_triggered
+    assert {t: len(v) for t, v in by_type.items()} == {"scheduled": 1, "manual": 4, "operator_triggered": 1,
+                                                        "backfill": 2}, story
+    assert paused_note and "kill switch" in paused_note, paused_note
     assert mismatch_lines == [] and mismatches == 0, story
     assert retried == [], story
     assert deferrals >= 6, f"only {deferrals} deferrals: the race was not exercised\n{story}"
@@ -216,9 +236,10 @@ def test_soak_every_way_to_run_is_green(tmp_path: Path, clone_env, chromium, rep
     assert password not in supervisor_log, "the admin password was printed"
     # Every run did the work: a pass on each repo, beta's red CI autofixed each time.
     calls = agent_calls(clone_env["agent_log"])
-    assert sum(c["repo"] == "beta" and c["kind"] == "autofix" for c in calls) == 6, story
+    # seven runs worked (the kill-switch run did not)
+    assert sum(c["repo"] == "beta" and c["kind"] == "autofix" for c in calls) == 7, story
     for name in REPOS:
         subjects = log_subjects(remotes[name])
-        assert subjects.count(f"clone: maintenance pass on {name}") == 6, (name, subjects)
-    assert log_subjects(remotes["beta"]).count("clone: fix CI failure on beta") == 6
+        assert subjects.count(f"clone: maintenance pass on {name}") == 7, (name, subjects)
+    assert log_subjects(remotes["beta"]).count("clone: fix CI failure on beta") == 7
     assert show(remotes["beta"], "main", "broken.txt") is None

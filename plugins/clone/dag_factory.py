@@ -24,7 +24,7 @@ from clone.operators.autofix import CloneAutofixOperator
 from clone.github import pulls
 from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
-from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
+from clone.operators.ci import xcom_dict, REPO_LABEL, GitHubCIWaitOperator, label
 from clone.operators.land import work_branch
 from clone.params import fleet_params, parse_time_settings, run_settings
 from clone.passes import PassSkipped, run_pass
@@ -211,7 +211,7 @@ def last_results(ti: Any, count: int, states: dict[str, Any]) -> list[dict[str, 
         wanted = [i for i, r in enumerate(results) if r is None and states.get(f"repo.{step}_{i}") == "success"]
         if wanted:
             for index, value in zip(wanted, ti.xcom_pull(task_ids=f"repo.{step}", map_indexes=wanted)):
-                results[index] = value
+                results[index] = xcom_dict(value)
     return results
 
 

@@ -176,6 +176,7 @@ class RecordedRequest:
     body: Any = None
     status: int | None = None
     counted: bool = False
+    delay: float = 0.0  # how long the answer was held back (a ``delay`` fault)
 
 
 @dataclass
@@ -271,6 +272,8 @@ class _Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     drop: bool = False
+    after: bool = False  # handle the request first (the work is done), then answer with the fault
+    delay: float = 0.0  # seconds to wait before answering (a slow GitHub: the client may time out)
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and (self.method in (None, method)) and bool(self.pattern.search(path))
@@ -476,17 +479,23 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------------------ fault injection
     def inject(self, path_regex: str, status: int, times: int = 1, headers: dict[str, str] | None = None,
-               body: Any = None, method: str | None = None) -> None:
+               body: Any = None, method: str | None = None, after: bool = False, delay: float = 0.0) -> None:
         """Answer the next ``times`` requests whose path matches with ``status`` (before auth and routing).
-        ``body`` may be JSON-able or text; default ``{"message": <reason>}``. ``headers`` override ours."""
+        ``body`` may be JSON-able or text; default ``{"message": <reason>}``. ``headers`` override ours.
+        ``after=True``: handle the request as usual first (the repo/PR/merge happens), then answer with
+        the fault instead, as a gateway that lost GitHub's answer does. ``delay``: answer that late.
+        ``status=0`` with ``after=True``: the usual answer (only the delay is the fault)."""
         with self._lock:
-            fault = _Fault(re.compile(path_regex), method, times, status, dict(headers or {}), body)
+            fault = _Fault(re.compile(path_regex), method, times, status, dict(headers or {}), body, after=after,
+                           delay=delay)
             self._faults.append(fault)
 
-    def network_drop(self, path_regex: str, times: int = 1, method: str | None = None) -> None:
-        """Close the connection without answering the next ``times`` matching requests."""
+    def network_drop(self, path_regex: str, times: int = 1, method: str | None = None,
+                     after: bool = False) -> None:
+        """Close the connection without answering the next ``times`` matching requests
+        (``after=True``: after handling them, so the work is done but its answer lost)."""
         with self._lock:
-            self._faults.append(_Fault(re.compile(path_regex), method, times, drop=True))
+            self._faults.append(_Fault(re.compile(path_regex), method, times, drop=True, after=after))
 
     def rate_limit_exhausted(self, reset_in_seconds: int = 60, times: int = 1, path_regex: str = ".",
                              secondary: bool = False, status: int = 403) -> int:
@@ -554,6 +563,8 @@ class FakeGitHub:
         with self._lock:
             self._requests.append(record)
             resp = self._answer(req, record)
+        if record.delay:
+            time.sleep(record.delay)
         if resp is None:
             handler.close_connection = True
             return
@@ -581,7 +592,12 @@ class FakeGitHub:
         fault = next((f for f in self._faults if f.matches(req.method, req.path)), None)
         if fault:
             fault.times -= 1
-            if fault.drop:
+            record.delay = fault.delay
+            if fault.after and not fault.status and not fault.drop:
+                fault = None  # a slow but normal answer
+            elif fault.after:
+                self._route(req)  # the work happens; its answer is lost
+            if fault is not None and fault.drop:
                 return None
         authed = self._authorized(req)
         if fault:

@@ -1,19 +1,35 @@
 """A small GitHub REST client over httpx: conditional requests, rate-limit awareness, job logs.
 
-Every call returns an :class:`ApiAnswer`; deciding what a status means is left to the caller
-(the CI poller retries 5xx, waits out rate limits, gives up on 401/404).
+Every call returns an :class:`ApiAnswer`; deciding what a status means is left to the caller.
+Transient failures are retried here, once for every caller (see :class:`RetryPolicy`):
+
+- idempotent calls (GET, PATCH, a workflow re-run) on any 5xx and any network error;
+- other calls (POST create repo / open PR, PUT merge) only when the request cannot have been
+  acted on or the gateway said so: a connection that failed or closed before any answer
+  (not a read timeout), and 502/503/504. Their callers look the object up when a retried
+  create answers 422 "already exists" or a retried merge finds the PR already merged;
+- every call on a rate limit (403/429 with Retry-After or X-RateLimit-Reset), waiting what the
+  headers say when that is at most the policy's longest wait; a longer limit is returned at once.
+
+The CI poll backs off on its own (``retry=False``): it is not retried twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+import tenacity
 
 from clone.errors import GitHubError
 from clone.github.connection import GitHubEndpoint
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "clone-airflow"
@@ -25,6 +41,12 @@ class ApiAnswer:
     data: Any = None
     etag: str | None = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    attempts: int = 1  # how many requests it took (retries included)
+
+    @property
+    def tried(self) -> str:
+        """`` after N attempts`` when the call was retried, else empty: for error messages."""
+        return f" after {self.attempts} attempts" if self.attempts > 1 else ""
 
     @property
     def ok(self) -> bool:
@@ -48,12 +70,47 @@ class ApiAnswer:
         return None
 
 
-class GitHubApi:
-    """Synchronous calls to one GitHub API endpoint."""
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How transient GitHub failures are retried: ``retries`` more attempts, waits 1 s, 2 s, 4 s, ...
+    (with jitter) capped at ``max_wait``; a rate limit waits what its headers say, if at most ``max_wait``."""
 
-    def __init__(self, endpoint: GitHubEndpoint, client: httpx.Client | None = None) -> None:
+    retries: int = 4
+    max_wait: float = 60.0
+    first_wait: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
+        from clone.settings import _Reader  # the one parser of environment knobs
+
+        reader = _Reader(os.environ if env is None else env)
+        return cls(retries=reader.integer("CLONE_GITHUB_RETRIES", cls.retries),
+                   max_wait=reader.number("CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS", cls.max_wait))
+
+
+#: Status codes a POST/PUT is retried on: the gateway, not GitHub's application, answered.
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+#: Network errors with no answer at all, after which a non-idempotent request is retried
+#: (a read/write timeout may mean GitHub is still working on it: not retried).
+NO_ANSWER_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError,
+                 httpx.ReadError)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE"})
+
+
+def is_idempotent(method: str, path: str) -> bool:
+    """GET-like methods, and asking for a workflow re-run (asking twice re-runs once)."""
+    return method in IDEMPOTENT_METHODS or (method == "POST" and path.endswith(("/rerun", "/rerun-failed-jobs")))
+
+
+class GitHubApi:
+    """Synchronous calls to one GitHub API endpoint, retrying transient failures (``retry``)."""
+
+    def __init__(self, endpoint: GitHubEndpoint, client: httpx.Client | None = None, *,
+                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.endpoint = endpoint
         self._client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        self.retry = retry if retry is not None else RetryPolicy.from_env()
+        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"GitHubApi({self.endpoint.base_url!r})"
@@ -77,34 +134,119 @@ class GitHubApi:
         return headers
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                json: Any = None, etag: str | None = None) -> ApiAnswer:
-        """One request. Network errors raise httpx errors; HTTP errors come back as answers."""
-        response = self._client.request(method, f"{self.endpoint.base_url}{path}", params=params, json=json,
-                                        headers=self._headers(etag))
-        data: Any = None
-        if response.content and "json" in response.headers.get("content-type", ""):
-            try:
-                data = response.json()
-            except ValueError:
-                data = None
-        return ApiAnswer(status=response.status_code, data=data, etag=response.headers.get("etag"),
-                         headers={k.lower(): v for k, v in response.headers.items()})
+                json: Any = None, etag: str | None = None, retry: bool = True,
+                idempotent: bool | None = None) -> ApiAnswer:
+        """One call, retried on transient failures unless ``retry=False``.
+
+        Network errors raise httpx errors (the last one, once the retries are spent); HTTP errors
+        come back as answers (the last one), with ``attempts`` saying how many requests it took.
+        """
+        url = f"{self.endpoint.base_url}{path}"
+
+        def send() -> httpx.Response:
+            return self._client.request(method, url, params=params, json=json, headers=self._headers(etag))
+
+        response, attempts = self._send(send, method, path, retry=retry, idempotent=idempotent)
+        return dataclasses.replace(_answer_of(response), attempts=attempts)
+
+    def _send(self, send: Callable[[], httpx.Response], method: str, path: str, *, retry: bool = True,
+              idempotent: bool | None = None) -> tuple[httpx.Response, int]:
+        if idempotent is None:
+            idempotent = is_idempotent(method, path)
+        if not retry or self.retry.retries <= 0:
+            return send(), 1
+        policy = self.retry
+        backoff = tenacity.wait_exponential_jitter(initial=policy.first_wait, max=policy.max_wait,
+                                                   jitter=policy.first_wait / 2)
+
+        def transient_error(error: BaseException) -> bool:
+            return isinstance(error, NO_ANSWER_ERRORS if not idempotent else httpx.TransportError)
+
+        def transient_answer(response: httpx.Response) -> bool:
+            wait = _header_wait(response)
+            if _answer_of(response).rate_limit_wait() is not None:
+                return wait is not None and wait <= policy.max_wait
+            if response.status_code in GATEWAY_ERRORS or (idempotent and 500 <= response.status_code < 600):
+                return wait is None or wait <= policy.max_wait
+            return False
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            if not state.outcome.failed:
+                header = _header_wait(state.outcome.result())
+                if header is not None:
+                    return header
+            return min(backoff(state), policy.max_wait)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            outcome = state.outcome
+            what = (f"{type(outcome.exception()).__name__}: {outcome.exception()}" if outcome.failed
+                    else f"answered {outcome.result().status_code}")
+            log.warning("github: %s %s %s; retrying in %.1fs (attempt %d of %d)", method, path, what,
+                        state.next_action.sleep, state.attempt_number + 1, policy.retries + 1)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.retries + 1), wait=wait, sleep=self._sleep,
+            retry=tenacity.retry_if_exception(transient_error) | tenacity.retry_if_result(transient_answer),
+            before_sleep=before_sleep, reraise=True,
+            retry_error_callback=lambda state: state.outcome.result())  # the last answer, or its error
+        attempts = 0
+
+        def counted() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            return send()
+
+        return retrying(counted), attempts
 
     def get_json(self, path: str, **params: Any) -> Any:
         """GET that must succeed; raises GitHubError naming the path and the answer."""
-        answer = self.request("GET", path, params=params or None)
+        try:
+            answer = self.request("GET", path, params=params or None)
+        except httpx.HTTPError as e:
+            raise GitHubError(f"GET {path}: GitHub API unreachable after {self.retry.retries + 1} attempts "
+                              f"({type(e).__name__}: {e})") from e
         if not answer.ok:
             message = (answer.data or {}).get("message") if isinstance(answer.data, dict) else None
-            raise GitHubError(f"GET {path} answered {answer.status}: {message or 'no message'}")
+            raise GitHubError(f"GET {path} answered {answer.status}{answer.tried}: {message or 'no message'}")
         return answer.data
 
     def download_job_log(self, repo: str, job_id: int) -> str:
         """A job's plain-text log. GitHub answers 302 to a pre-signed URL that must get no token."""
         path = f"/repos/{repo}/actions/jobs/{job_id}/logs"
-        response = self._client.get(f"{self.endpoint.base_url}{path}", headers=self._headers())
-        if response.status_code in (301, 302, 303, 307, 308):
-            location = response.headers.get("location", "")
-            response = self._client.get(location, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+
+        def download() -> httpx.Response:
+            response = self._client.get(f"{self.endpoint.base_url}{path}", headers=self._headers())
+            if response.status_code in (301, 302, 303, 307, 308):
+                location = response.headers.get("location", "")
+                response = self._client.get(location, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+            return response
+
+        try:
+            response, attempts = self._send(download, "GET", path)
+        except httpx.HTTPError as e:
+            raise GitHubError(f"GET {path}: unreachable after {self.retry.retries + 1} attempts "
+                              f"({type(e).__name__}: {e})") from e
         if response.status_code != 200:
-            raise GitHubError(f"GET {path} answered {response.status_code}")
+            tried = f" after {attempts} attempts" if attempts > 1 else ""
+            raise GitHubError(f"GET {path} answered {response.status_code}{tried}")
         return response.text
+
+
+def _answer_of(response: httpx.Response) -> ApiAnswer:
+    data: Any = None
+    if response.content and "json" in response.headers.get("content-type", ""):
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+    return ApiAnswer(status=response.status_code, data=data, etag=response.headers.get("etag"),
+                     headers={k.lower(): v for k, v in response.headers.items()})
+
+
+def _header_wait(response: httpx.Response) -> float | None:
+    """What the answer says to wait: a rate limit's Retry-After or reset, or a 5xx's Retry-After."""
+    wait = _answer_of(response).rate_limit_wait()
+    if wait is None and response.status_code >= 500:
+        retry_after = response.headers.get("retry-after", "").strip()
+        wait = float(retry_after) if retry_after.isdigit() else None
+    return wait

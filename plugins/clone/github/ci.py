@@ -85,7 +85,8 @@ def poll(api: GitHubApi, watch: CIWatch, now: float | None = None) -> PollResult
                                                          "deadline (CLONE_CI_TIMEOUT_MINUTES)"))
     try:
         answer = api.request("GET", f"/repos/{watch.repo}/actions/runs",
-                             params={"head_sha": watch.sha, "per_page": 100}, etag=watch.etag)
+                             params={"head_sha": watch.sha, "per_page": 100}, etag=watch.etag,
+                             retry=False)  # poll() backs off between its own calls
     except httpx.HTTPError as e:
         return _backoff(watch, f"network error: {e}")
     problem = _problem(watch, answer)
@@ -127,7 +128,8 @@ def _backoff(watch: CIWatch, note: str) -> PollResult:
 def _no_runs(api: GitHubApi, watch: CIWatch, now: float) -> PollResult:
     if watch.has_workflows is None:
         try:
-            answer = api.request("GET", f"/repos/{watch.repo}/actions/workflows", params={"per_page": 1})
+            answer = api.request("GET", f"/repos/{watch.repo}/actions/workflows", params={"per_page": 1},
+                                 retry=False)
         except httpx.HTTPError as e:
             return _backoff(watch, f"network error: {e}")
         problem = _problem(watch, answer)

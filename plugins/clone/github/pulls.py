@@ -5,42 +5,79 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
+
 from clone.errors import GitHubError
 from clone.github.api import GitHubApi
 
 log = logging.getLogger(__name__)
 
 
+def _message(answer) -> str:
+    data = answer.data if isinstance(answer.data, dict) else {}
+    parts = [str(data.get("message") or "no message")]
+    parts += [str(e.get("message")) for e in data.get("errors") or [] if isinstance(e, dict) and e.get("message")]
+    return "; ".join(parts)
+
+
 def _checked(answer, what: str) -> Any:
     if not answer.ok:
-        message = answer.data.get("message") if isinstance(answer.data, dict) else ""
-        raise GitHubError(f"{what} answered {answer.status}: {message or 'no message'}")
+        raise GitHubError(f"{what} answered {answer.status}{answer.tried}: {_message(answer)}")
     return answer.data
+
+
+def _request(api: GitHubApi, method: str, path: str, what: str, **kwargs: Any):
+    try:
+        return api.request(method, path, **kwargs)
+    except httpx.HTTPError as e:
+        raise GitHubError(f"{what}: GitHub API unreachable after {api.retry.retries + 1} attempts "
+                          f"({type(e).__name__}: {e})") from e
+
+
+def _open_pull_for(api: GitHubApi, repo: str, head: str) -> dict[str, Any] | None:
+    owner = repo.split("/", 1)[0]
+    existing = _checked(_request(api, "GET", f"/repos/{repo}/pulls", f"GET {repo} pulls",
+                                 params={"head": f"{owner}:{head}", "state": "open"}), f"GET {repo} pulls")
+    return existing[0] if existing else None
 
 
 def open_pull(api: GitHubApi, repo: str, *, head: str, base: str, title: str, body: str) -> dict[str, Any]:
     """Open a PR from ``head`` to ``base``, or return the open one that already exists for ``head``."""
-    owner = repo.split("/", 1)[0]
-    existing = _checked(api.request("GET", f"/repos/{repo}/pulls",
-                                    params={"head": f"{owner}:{head}", "state": "open"}), f"GET {repo} pulls")
+    existing = _open_pull_for(api, repo, head)
     if existing:
-        log.info("PR: reusing #%s %s", existing[0].get("number"), existing[0].get("html_url"))
-        return existing[0]
-    pull = _checked(api.request("POST", f"/repos/{repo}/pulls",
-                                json={"title": title, "head": head, "base": base, "body": body}),
-                    f"POST {repo} pulls")
+        log.info("PR: reusing #%s %s", existing.get("number"), existing.get("html_url"))
+        return existing
+    answer = _request(api, "POST", f"/repos/{repo}/pulls", f"POST {repo} pulls",
+                      json={"title": title, "head": head, "base": base, "body": body})
+    if answer.status == 422 and "already exists" in _message(answer):
+        # A retried POST whose first try opened the PR (the answer was lost), or a PR opened meanwhile.
+        existing = _open_pull_for(api, repo, head)
+        if existing:
+            log.info("PR: #%s %s already exists (opened by an earlier attempt?): using it",
+                     existing.get("number"), existing.get("html_url"))
+            return existing
+    pull = _checked(answer, f"POST {repo} pulls")
     log.info("PR: opened #%s %s", pull.get("number"), pull.get("html_url"))
     return pull
 
 
 def update_body(api: GitHubApi, repo: str, number: int, body: str) -> None:
-    _checked(api.request("PATCH", f"/repos/{repo}/pulls/{number}", json={"body": body}), f"PATCH PR #{number}")
+    _checked(_request(api, "PATCH", f"/repos/{repo}/pulls/{number}", f"PATCH PR #{number}", json={"body": body}),
+             f"PATCH PR #{number}")
 
 
 def merge(api: GitHubApi, repo: str, number: int, sha: str) -> str:
     """Merge PR ``number`` if its head is still ``sha``; returns the merge commit sha."""
-    data = _checked(api.request("PUT", f"/repos/{repo}/pulls/{number}/merge", json={"sha": sha}),
-                    f"PUT PR #{number} merge")
+    answer = _request(api, "PUT", f"/repos/{repo}/pulls/{number}/merge", f"PUT PR #{number} merge",
+                      json={"sha": sha})
+    if answer.status in (405, 409, 422):
+        # A retried merge whose first try merged (the answer was lost) is refused now: look.
+        pull = _checked(_request(api, "GET", f"/repos/{repo}/pulls/{number}", f"GET PR #{number}"),
+                        f"GET PR #{number}")
+        if isinstance(pull, dict) and pull.get("merged") and (pull.get("head") or {}).get("sha") == sha:
+            log.info("PR: #%s is already merged at %s: nothing to do", number, sha[:12])
+            return str(pull.get("merge_commit_sha") or "")
+    data = _checked(answer, f"PUT PR #{number} merge")
     return str(data.get("sha", ""))
 
 

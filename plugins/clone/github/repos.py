@@ -69,9 +69,10 @@ def call(api: GitHubApi, method: str, path: str, json: Any = None) -> ApiAnswer:
     try:
         answer = api.request(method, path, json=json)
     except httpx.HTTPError as e:
-        raise GitHubUnavailable(f"{method} {path}: GitHub API unreachable ({type(e).__name__}: {e})") from e
+        raise GitHubUnavailable(f"{method} {path}: GitHub API unreachable ({type(e).__name__}: {e}; "
+                                f"CLONE_GITHUB_RETRIES={api.retry.retries})") from e
     if answer.status >= 500 or answer.rate_limit_wait() is not None:
-        raise GitHubUnavailable(f"{method} {path} answered {answer.status}: {_message(answer)}")
+        raise GitHubUnavailable(f"{method} {path} answered {answer.status}{answer.tried}: {_message(answer)}")
     if answer.status == 401:
         raise GitHubError(f"{method} {path} answered 401 ({_message(answer)}): the GitHub token was "
                           "rejected; check the password of the GitHub connection")

@@ -23,7 +23,7 @@ from clone.git_ops import Git
 from clone.github.api import GitHubApi
 from clone.github.ci import failure_report
 from clone.github.connection import endpoint_for
-from clone.operators.ci import REPO_LABEL, final_failures, label, log_ci_event
+from clone.operators.ci import REPO_LABEL, final_failures, label, log_ci_event, xcom_dict
 from clone.operators.land import LandMixin
 from clone.passes import (commit_message, commit_work, keep_work, read_docs, restore_protected,
                           snapshot_protected)
@@ -61,6 +61,10 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         kwargs.setdefault("map_index_template", REPO_LABEL)
         super().__init__(**kwargs)
         self.ci_result = ci_result
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        self.ci_result = xcom_dict(self.ci_result)
 
     @final_failures
     def execute(self, context: Any) -> dict[str, Any]:

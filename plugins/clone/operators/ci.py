@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import time
 from typing import Any
@@ -48,6 +49,18 @@ def _label_template(inputs: tuple[tuple[str, ...], ...]) -> str:
 #: from ``clone_repo``, which a task sets in its context while it runs: that one showed only once an
 #: instance had finished, and a running or deferred instance showed its number.
 REPO_LABEL = _label_template(LABEL_INPUTS)
+
+
+def xcom_dict(value: Any) -> Any:
+    """A chain result as pulled from XCom. A value a trigger pushed with ``TaskSuccessEvent`` is stored
+    by Airflow 3.3's core ``TaskInstance.xcom_push`` as a JSON string, which the Task SDK hands back as
+    that string; a value a task returned comes back decoded. Either way: the dict."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def label(context: Any, repo: str) -> None:
