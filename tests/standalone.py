@@ -9,6 +9,7 @@ supervisor as Ctrl-C does and kills whatever is left.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -158,3 +159,21 @@ def stop(standalone: subprocess.Popen, home: Path) -> list[str]:
             pass
     psutil.wait_procs(stragglers, timeout=5)
     return names
+
+
+def log_in_as_admin(api: Api, home: Path, standalone: subprocess.Popen, log: Path) -> str:
+    """Wait for the generated admin password, take a REST token with it and send it on every request of
+    ``api.client``; returns the password (for a browser login)."""
+    passwords = home / "simple_auth_manager_passwords.json.generated"
+
+    def admin_password() -> str | None:
+        try:
+            return json.loads(passwords.read_text()).get("admin")
+        except (OSError, ValueError):  # not written yet, or half written
+            return None
+
+    admin = wait_for("the generated admin password", admin_password, 30, standalone, log)
+    token = api.client.post("/auth/token", json={"username": "admin", "password": admin})
+    assert token.status_code == 201, token.text
+    api.client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return admin

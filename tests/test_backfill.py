@@ -36,7 +36,7 @@ import pytest
 from tests.airflow_home import ROOT, airflow
 from tests.conftest import agent_calls, write_plan
 from tests.repos import git, log_subjects, make_remote_and_checkout
-from tests.standalone import Api, free_port, launch, our_processes, standalone_env, stop, wait_for
+from tests.standalone import Api, free_port, launch, log_in_as_admin, our_processes, standalone_env, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -119,18 +119,7 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
         api = Api(port)
         client, get = api.client, api.get
         wait_for("every component to report healthy", api.healthy, 90, standalone, log)
-        passwords = home / "simple_auth_manager_passwords.json.generated"
-
-        def admin_password() -> str | None:
-            try:
-                return json.loads(passwords.read_text()).get("admin")
-            except (OSError, ValueError):  # not written yet, or half written
-                return None
-
-        admin = wait_for("the generated admin password", admin_password, 30, standalone, log)
-        token = client.post("/auth/token", json={"username": "admin", "password": admin})
-        assert token.status_code == 201, token.text
-        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        log_in_as_admin(api, home, standalone, log)
         wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
         unpaused = client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
         assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text

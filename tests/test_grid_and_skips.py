@@ -31,7 +31,7 @@ from tests.airflow_home import ROOT, airflow
 from tests.conftest import write_plan
 from tests.fakes.github_api import FakeGitHub
 from tests.repos import make_remote_and_checkout
-from tests.standalone import Api, free_port, launch, our_processes, standalone_env, stop, wait_for
+from tests.standalone import Api, free_port, launch, log_in_as_admin, our_processes, standalone_env, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -79,18 +79,7 @@ def test_grid_labels_while_running_and_deferred_and_skip_reasons_in_the_note(tmp
             api = Api(port)
             client = api.client
             wait_for("every component to report healthy", api.healthy, 90, standalone, log)
-            passwords = home / "simple_auth_manager_passwords.json.generated"
-
-            def admin_password() -> str | None:
-                try:
-                    return json.loads(passwords.read_text()).get("admin")
-                except (OSError, ValueError):
-                    return None
-
-            admin = wait_for("the generated admin password", admin_password, 30, standalone, log)
-            token = client.post("/auth/token", json={"username": "admin", "password": admin})
-            assert token.status_code == 201, token.text
-            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            log_in_as_admin(api, home, standalone, log)
             wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
             unpaused = client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
             assert unpaused.status_code == 200, unpaused.text

@@ -26,7 +26,7 @@ import pytest
 from tests.airflow_home import ROOT, airflow
 from tests.conftest import agent_calls, write_plan
 from tests.repos import git, log_subjects, make_remote_and_checkout
-from tests.standalone import Api, free_port, launch, standalone_env, stop, wait_for
+from tests.standalone import Api, free_port, launch, log_in_as_admin, standalone_env, stop, wait_for
 from tests.test_backfill import log_events, task_logs, when
 
 pytestmark = pytest.mark.slow
@@ -90,18 +90,7 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
         api = Api(port)
         client = api.client
         wait_for("every component to report healthy", api.healthy, 90, standalone, log)
-        passwords = home / "simple_auth_manager_passwords.json.generated"
-
-        def admin_password() -> str | None:
-            try:
-                return json.loads(passwords.read_text()).get("admin")
-            except (OSError, ValueError):
-                return None
-
-        admin = wait_for("the generated admin password", admin_password, 30, standalone, log)
-        token = client.post("/auth/token", json={"username": "admin", "password": admin})
-        assert token.status_code == 201, token.text
-        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        log_in_as_admin(api, home, standalone, log)
         wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
         assert client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
 
