@@ -245,7 +245,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from clone.settings import Settings
+    from clone.config.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ci-seconds", type=float, default=300.0,

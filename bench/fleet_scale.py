@@ -16,7 +16,7 @@ It then measures
 * **DAG parse**: the DAG files in ``dags/`` (``clone_fleet`` and the others) loaded by Airflow's
   ``DagBag`` in a fresh process per repetition with ``CLONE_REPOS_FILE`` pointing at the fleet
   (median; sizes interleaved after one uncounted warm-up), and the size of the serialized DAGs;
-* **discovery**: ``clone.discover.discover`` against the bash version's way, ``find ROOT ...
+* **discovery**: ``clone.fleet.discover.discover`` against the bash version's way, ``find ROOT ...
   -name .git`` then ``git log -1 --format=%ct`` per checkout, with the same depth and skip
   rules; both must find the same checkouts with the same commit times.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "plugins"))
 
-from clone.discover import MAX_DEPTH, SKIP_DIRS, discover  # noqa: E402
+from clone.fleet.discover import MAX_DEPTH, SKIP_DIRS, discover  # noqa: E402
 
 PARSE_TARGET = 1.5
 SPEEDUP_TARGET = 2.0
@@ -247,7 +247,7 @@ def baseline_discover(root: Path, active_days: int, now: float,
                       max_depth: int = MAX_DEPTH) -> dict[str, float]:
     """The bash version's way: ``find`` for ``.git``, then ``git log -1`` in each checkout, one by one.
 
-    Same rules as clone.discover: at most ``max_depth`` folders down, hidden and dependency
+    Same rules as clone.fleet.discover: at most ``max_depth`` folders down, hidden and dependency
     folders skipped, symlinks not followed, nothing inside a checkout. Plain subprocess on
     purpose: this stands for the old shell loop, not for Clone's code.
     """
@@ -316,7 +316,7 @@ def render(sizes: Sequence[int], results: dict[int, dict[str, object]]) -> str:
         row("serialized DAGs (JSON)", [f"{results[n]['bytes'] / 1024:.1f} kB" for n in sizes],
             f"{large['bytes'] / small['bytes']:.2f}x"),
         row("DAGs / tasks", [f"{results[n]['dags']} / {results[n]['tasks']}" for n in sizes]),
-        row("discovery: clone.discover", [f"{results[n]['clone']:.3f} s" for n in sizes],
+        row("discovery: clone.fleet.discover", [f"{results[n]['clone']:.3f} s" for n in sizes],
             f"{large['clone'] / small['clone']:.2f}x"),
         row("discovery: find + git log -1", [f"{results[n]['baseline']:.3f} s" for n in sizes],
             f"{large['baseline'] / small['baseline']:.2f}x"),
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be at least 1")
 
     # The fleets hold a broken and an empty repository on purpose: their warnings are expected.
-    logging.getLogger("clone.discover").setLevel(logging.ERROR)
+    logging.getLogger("clone.fleet.discover").setLevel(logging.ERROR)
     base = Path(tempfile.mkdtemp(prefix="clone-bench-"))
     now = int(time.time())
     results: dict[int, dict[str, object]] = {}
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for size in sizes:
         if results[size]["differ"]:
-            print(f"FAIL: at {size:,} repos clone.discover and find + git log disagree on: "
+            print(f"FAIL: at {size:,} repos clone.fleet.discover and find + git log disagree on: "
                   f"{results[size]['differ'][:5]}", file=sys.stderr)
             status = 1
     parse_ratio = results[sizes[-1]]["parse"] / results[sizes[0]]["parse"]

@@ -10,6 +10,6 @@ for each enabled repo, in parallel (at most `PARALLEL_REPOS` agents at once, poo
 Each mapped instance is labelled with its repo's name. See the README for every knob.
 """
 
-from clone.dag_factory import build_fleet_dag, schedule_from_env
+from clone.workflow.dag_factory import build_fleet_dag, schedule_from_env
 
 dag = build_fleet_dag(schedule=schedule_from_env(), doc_md=__doc__)

@@ -13,6 +13,6 @@ A failing step marks its idea BLOCKED with a `last_error`; the next run continue
 Each mapped instance is labelled with its idea id. See the README for the file format and every knob.
 """
 
-from clone.ideas_dag import build_ideas_dag, ideas_schedule_from_env
+from clone.workflow.ideas_dag import build_ideas_dag, ideas_schedule_from_env
 
 dag = build_ideas_dag(schedule=ideas_schedule_from_env(), doc_md=__doc__)

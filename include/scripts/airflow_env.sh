@@ -59,7 +59,7 @@ if [ -z "${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-}" ] \
 fi
 
 # Metadata DB: SQLite in AIRFLOW_HOME unless you point elsewhere. For SQLite, a 60 s busy
-# timeout (plugins/clone/airflow_sqlite.py; the plugins folder is on sys.path before Airflow
+# timeout (plugins/clone/config/airflow_sqlite.py; the plugins folder is on sys.path before Airflow
 # builds its engine). `make up` also switches the file to WAL.
 if [ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ] \
     || [ "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN}" = "${_CLONE_DEFAULT_SQL_CONN:-}" ]; then
@@ -68,8 +68,8 @@ if [ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ] \
 fi
 case "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN}" in
     sqlite*)
-        export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="clone.airflow_sqlite.CONNECT_ARGS"
-        export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC="clone.airflow_sqlite.ASYNC_CONNECT_ARGS"
+        export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="clone.config.airflow_sqlite.CONNECT_ARGS"
+        export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC="clone.config.airflow_sqlite.ASYNC_CONNECT_ARGS"
         ;;
 esac
 

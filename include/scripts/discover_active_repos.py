@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
-from clone.discover import discover  # noqa: E402
+from clone.fleet.discover import discover  # noqa: E402
 from clone.errors import ConfigError  # noqa: E402
-from clone.fleet import load_fleet, merge_discovered  # noqa: E402
-from clone.settings import load_settings  # noqa: E402
+from clone.fleet.repos_file import load_fleet, merge_discovered  # noqa: E402
+from clone.config.settings import load_settings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

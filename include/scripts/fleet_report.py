@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
 from clone.errors import ConfigError  # noqa: E402
-from clone.report import fleet_report, render_commits, render_counts  # noqa: E402
-from clone.settings import load_settings  # noqa: E402
+from clone.fleet.report import fleet_report, render_commits, render_counts  # noqa: E402
+from clone.config.settings import load_settings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

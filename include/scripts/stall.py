@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
-from clone import stall  # noqa: E402
-from clone.settings import load_settings  # noqa: E402
+from clone.state import stall  # noqa: E402
+from clone.config.settings import load_settings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from clone.agents.base import Agent, AgentResult, AgentRun
 from clone.agents.claude import ClaudeAgent
 from clone.agents.codex import CodexAgent
 from clone.agents.command import CommandAgent
-from clone.settings import Settings
+from clone.config.settings import Settings
 
 __all__ = ["Agent", "AgentResult", "AgentRun", "ClaudeAgent", "CodexAgent", "CommandAgent", "build_agent"]
 

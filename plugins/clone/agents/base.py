@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clone import environment, runner
+from clone.config import environment
+from clone.util import runner
 from clone.errors import AgentError, ConfigError
 
 log = logging.getLogger("clone.agent")

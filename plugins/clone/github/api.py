@@ -81,7 +81,7 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
-        from clone.settings import _Reader  # the one parser of environment knobs
+        from clone.config.settings import _Reader  # the one parser of environment knobs
 
         reader = _Reader(os.environ if env is None else env)
         return cls(retries=reader.integer("CLONE_GITHUB_RETRIES", cls.retries),

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from clone.github.api import ApiAnswer, GitHubApi
-from clone.redact import mask_secrets
+from clone.checks.redact import mask_secrets
 
 GREEN = {"success", "neutral", "skipped"}
 MAX_ERROR_BACKOFF = 300.0

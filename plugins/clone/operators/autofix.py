@@ -15,22 +15,25 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from clone import budget, guards, memory, prompts
+from clone.state import budget
+from clone.checks import guards
+from clone.memory import docs as memory
+from clone.memory import prompts
 from clone.agents import AgentRun, build_agent
-from clone.controls import skip_if_paused
+from clone.workflow.controls import skip_if_paused
 from clone.errors import AgentError, CIFailed, CloneError
-from clone.git_ops import Git
+from clone.util.git import Git
 from clone.github.api import GitHubApi
 from clone.github.ci import failure_report
 from clone.github.connection import endpoint_for
 from clone.operators.ci import REPO_LABEL, final_failures, label, log_ci_event, xcom_dict
 from clone.operators.land import LandMixin
-from clone.passes import (commit_message, commit_work, keep_work, read_docs, restore_protected,
+from clone.work.passes import (commit_message, commit_work, keep_work, read_docs, restore_protected,
                           snapshot_protected)
-from clone.push import commit_and_push, push_branch, record_incident
-from clone.params import run_settings
-from clone.settings import Settings
-from clone.workspace import identity
+from clone.work.push import commit_and_push, push_branch, record_incident
+from clone.config.params import run_settings
+from clone.config.settings import Settings
+from clone.work.workspace import identity
 
 log = logging.getLogger(__name__)
 

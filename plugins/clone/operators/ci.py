@@ -12,13 +12,13 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from clone import runner
+from clone.util import runner
 from clone.errors import CIFailed, ConfigError, PushConflict
 from clone.github.api import GitHubApi
 from clone.github.ci import CIWatch, poll
 from clone.github.connection import endpoint_for
-from clone.params import run_settings
-from clone.settings import Settings
+from clone.config.params import run_settings
+from clone.config.settings import Settings
 from clone.triggers.ci import VERDICTS, GitHubCITrigger
 
 log = logging.getLogger(__name__)

@@ -17,19 +17,20 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
-from clone import memory, verify
+from clone.memory import docs as memory
+from clone.checks import verify
 from clone.errors import CIFailed, CloneError, PushConflict
-from clone.fleet import RepoEntry
-from clone.git_ops import Git
+from clone.fleet.repos_file import RepoEntry
+from clone.util.git import Git
 from clone.github import pulls
 from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
 from clone.operators.ci import CIWatchMixin, final_failures, label, log_ci_event
-from clone.params import run_settings
-from clone.passes import checks_for
-from clone.push import record_incident
-from clone.settings import Settings
-from clone.workspace import identity
+from clone.config.params import run_settings
+from clone.work.passes import checks_for
+from clone.work.push import record_incident
+from clone.config.settings import Settings
+from clone.work.workspace import identity
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,41 @@
+"""The run's token ledger: CLONE_MAX_TOKENS_PER_RUN stops new passes once a run has spent it.
+
+Passes of one DAG run execute in parallel processes, so the ledger is a small append-only
+file per run under the workspace, written under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from clone.util import yamlio
+
+
+def ledger_path(workspace: Path, run_id: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)[:200]
+    return workspace / "runs" / f"{safe}.tokens.jsonl"
+
+
+def record(workspace: Path, run_id: str, repo: str, kind: str, tokens: int) -> None:
+    """Add an agent run's tokens to the run's ledger."""
+    path = ledger_path(workspace, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with yamlio.locked(path), open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"repo": repo, "kind": kind, "tokens": int(tokens)}) + "\n")
+
+
+def spent(workspace: Path, run_id: str) -> int:
+    """Tokens recorded so far for ``run_id`` (unreadable lines are ignored, not fatal)."""
+    path = ledger_path(workspace, run_id)
+    if not path.exists():
+        return 0
+    total = 0
+    with yamlio.locked(path):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                total += int(json.loads(line)["tokens"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return total

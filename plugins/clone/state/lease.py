@@ -1,0 +1,238 @@
+"""One pass per repo at a time, across runs, backfills and manual triggers.
+
+A repo's chain (agent pass -> push -> CI wait -> autofix) uses the repo's workspace from the
+agent pass until the run's summary. A lease file ``CLONE_WORKSPACE/leases/<repo>.json``,
+created atomically by the agent pass and removed by the summary, marks it busy. It names the
+holding run (``dag_id``, ``run_id``) and the process groups the pass started (``pgid`` and the
+leader's start time, so that a reused process id is never mistaken for one of them).
+
+A second run asks Airflow for the holding run's state (:func:`dagrun_state`): while that run is
+``running`` or ``queued`` the repo is skipped with a log line naming the holder; a run in any
+other state (failed, success, gone) is dead, so whatever is left of its process groups is killed
+and the lease is taken over at once. Only when the state cannot be told (a lease written by an
+older Clone, the lookup failed) is the lease trusted until it is ``stale_after`` seconds old.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from clone.util import yamlio
+
+log = logging.getLogger(__name__)
+
+#: States of a DAG run that may still work on the repo.
+LIVE_STATES = frozenset({"running", "queued"})
+#: What :func:`dagrun_state` says for a run Airflow no longer knows.
+GONE = "gone"
+#: (dag_id, run_id) -> the run's state, ``GONE``, or None when it cannot be told.
+RunState = Callable[[str, str], "str | None"]
+#: A process started this long before the recorded leader start still counts as the same (clock rounding).
+_START_SLACK_SECONDS = 1.0
+
+
+def lease_path(workspace: Path, repo: str) -> Path:
+    return workspace / "leases" / f"{repo}.json"
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(path: Path, data: dict) -> None:
+    yamlio.atomic_write_text(path, json.dumps(data) + "\n")
+
+
+def dagrun_state(dag_id: str, run_id: str) -> str | None:
+    """The state of ``run_id`` as Airflow's Task SDK reports it (only inside a running task).
+
+    ``GONE`` when Airflow answers that the run does not exist, None when the question could not be
+    asked or answered (the caller then falls back to the lease's age). The one place that knows
+    where run states come from, so the store can change without touching the lease rules.
+    """
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+    except Exception as e:  # noqa: BLE001 - any failure means "cannot tell", never "dead"
+        text = str(e).lower()
+        if "404" in text or "not found" in text or "not_found" in text:
+            return GONE
+        log.warning("cannot read the state of run %s of %s (%r); trusting its lease until it is stale",
+                    run_id, dag_id, e)
+        return None
+    return str(getattr(state, "value", state)).lower() if state is not None else None
+
+
+def verdict(holder: dict, run_id: str, state: str | None, now: float, stale_after: float) -> str:
+    """What a pass of ``run_id`` may do with a lease ``holder`` (the file's content, ``{}`` if none).
+
+    ``free`` (no lease), ``ours`` (held by ``run_id`` already: an earlier attempt of this run),
+    ``busy`` (a live run holds it), ``dead`` (its run is over), ``stale`` (state unknown and older
+    than ``stale_after``). ``state`` is the holder's run state, or None when it is not known.
+    """
+    if not holder:
+        return "free"
+    if holder.get("run_id") == run_id:
+        return "ours"
+    if state is not None:
+        return "busy" if state in LIVE_STATES else "dead"
+    age = now - float(holder.get("since", 0) or 0)
+    return "busy" if age < stale_after else "stale"
+
+
+def acquire(workspace: Path, repo: str, run_id: str, stale_after: float, now: float | None = None,
+            dag_id: str | None = None, run_state: RunState | None = None) -> str | None:
+    """Take the repo's lease for ``run_id`` of ``dag_id``. Returns None on success, else who holds it.
+
+    ``run_state`` tells whether the holder's run still lives (:func:`dagrun_state` in a task); without
+    it only the lease's age counts. Before a lease of a dead, stale or earlier attempt is taken over,
+    what is left of the process groups it recorded is killed.
+    """
+    now = time.time() if now is None else now
+    path = lease_path(workspace, repo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with yamlio.locked(path):
+        holder = _read(path) if path.exists() else {}
+        other = holder and holder.get("run_id") != run_id
+        state = None
+        if other and run_state is not None and holder.get("dag_id") and holder.get("run_id"):
+            state = run_state(str(holder["dag_id"]), str(holder["run_id"]))
+        decision = verdict(holder, run_id, state, now, stale_after)
+        who = f"run {holder.get('run_id', '?')}"
+        if decision == "busy":
+            age = now - float(holder.get("since", 0) or 0)
+            return f"{who} (since {age / 60:.0f} min{f', {state}' if state else ''})"
+        if decision in ("dead", "stale"):
+            why = (f"its run is {state}" if decision == "dead"
+                   else f"it is older than {stale_after / 3600:.1f} h")
+            log.warning("%s: taking over the lease of dead holder %s of %s (%s)", repo, who,
+                        holder.get("dag_id", "?"), why)
+        killed = kill_leftovers(holder.get("groups") or [])
+        if killed:
+            log.warning("%s: killed %d process(es) left by %s: %s", repo, len(killed), who,
+                        ", ".join(killed))
+        _write(path, {"run_id": run_id, "dag_id": dag_id, "since": now, "groups": []})
+    return None
+
+
+def _group_members(pgid: int, started: float) -> list[psutil.Process]:
+    """Live processes of group ``pgid`` that belong to the group whose leader started at ``started``."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) != pgid or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            created = proc.create_time()
+        except (ProcessLookupError, psutil.Error):
+            continue
+        if proc.pid == pgid and abs(created - started) > _START_SLACK_SECONDS:
+            return []  # the id was reused by another group's leader: none of ours can be left in it
+        if created >= started - _START_SLACK_SECONDS:
+            members.append(proc)
+    return members
+
+
+def kill_leftovers(groups: list[Any]) -> list[str]:
+    """SIGKILL what is left of the recorded process groups; returns ``"pid cmd"`` of each killed process."""
+    killed, victims = [], []
+    for group in groups:
+        try:
+            pgid, started = int(group["pgid"]), float(group["started"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed process group in a lease: %r", group)
+            continue
+        if pgid <= 1 or pgid == os.getpgrp():
+            continue  # never this task's own group, nor init's
+        for proc in _group_members(pgid, started):
+            with contextlib.suppress(psutil.Error):
+                name = " ".join(proc.cmdline())[:120]
+                proc.send_signal(signal.SIGKILL)
+                killed.append(f"{proc.pid} {name}")
+                victims.append(proc)
+    _, alive = psutil.wait_procs(victims, timeout=5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE:  # a zombie is dead, only not yet reaped by init
+                log.warning("process %d survived SIGKILL", proc.pid)
+    return killed
+
+
+def record_group(workspace: Path, repo: str, run_id: str, pgid: int) -> None:
+    """Note in ``run_id``'s lease of ``repo`` a process group its pass started (and forget finished ones)."""
+    try:
+        started = psutil.Process(pgid).create_time()
+    except psutil.Error:
+        return  # already gone: nothing of it to kill later
+    _update_groups(workspace, repo, run_id, add={"pgid": pgid, "started": started})
+
+
+def forget_group(workspace: Path, repo: str, run_id: str, pgid: int) -> None:
+    """Drop ``pgid`` from the lease once nothing of it is left (a daemon it left behind keeps it listed)."""
+    _update_groups(workspace, repo, run_id)
+
+
+def _group_alive(pgid: Any) -> bool:
+    """Whether any process is left in group ``pgid`` (signal 0 checks without sending anything)."""
+    if not isinstance(pgid, int) or pgid <= 1:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _update_groups(workspace: Path, repo: str, run_id: str, add: dict | None = None) -> None:
+    """Rewrite ``run_id``'s lease with its groups that still have members, plus ``add``."""
+    path = lease_path(workspace, repo)
+    if not path.exists():
+        return
+    with yamlio.locked(path):
+        data = _read(path)
+        if data.get("run_id") != run_id:
+            return  # not ours (taken over, released): never write into another run's lease
+        groups = [g for g in data.get("groups") or [] if isinstance(g, dict) and _group_alive(g.get("pgid"))]
+        if add is not None:
+            groups.append(add)
+        data["groups"] = groups
+        _write(path, data)
+
+
+def release(workspace: Path, repo: str, run_id: str) -> bool:
+    """Give the lease back if ``run_id`` holds it."""
+    path = lease_path(workspace, repo)
+    if not path.exists():
+        return False
+    with yamlio.locked(path):
+        if _read(path).get("run_id") != run_id:
+            return False
+        path.unlink(missing_ok=True)
+    return True
+
+
+def release_all(workspace: Path, run_id: str) -> list[str]:
+    """Release every lease ``run_id`` holds; returns the repos released."""
+    folder = workspace / "leases"
+    released = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        repo = path.name.removesuffix(".json")
+        if release(workspace, repo, run_id):
+            released.append(repo)
+    return released
