@@ -16,6 +16,14 @@ Behaviour modelled on purpose (see /work/shared/STACK_NOTES.md, "GitHub behaviou
   times.  A *poll* is a GET of ``.../actions/runs`` whose ``head_sha``/``branch`` filters match the run
   (with a bare repo, ``branch=B`` also asks about B's tip), or a GET of ``.../actions/runs/{id}``.
   A repo without workflows never gets runs ("no CI configured").
+* Late workflows (``FakeRepo.late_workflows``): a second workflow (own name, path, outcome) whose run
+  registers only on the ``after_polls``-th poll after the commit's first run was seen completed, as a
+  ``workflow_run`` chain or a busy Actions queue does. With ``suite_early`` its check suite is listed
+  (queued, no check run) from the moment the first run exists.
+* Check suites: ``GET .../commits/{sha}/check-suites`` lists one ``github-actions`` suite per workflow run
+  (its status and conclusion, ``latest_check_runs_count`` = its jobs), the early suites above, and for
+  each slug in ``FakeRepo.stale_suite_apps`` a suite of that app that stays queued with no check run (an
+  installed app that never reports). It is not a poll.
 * Job logs: ``GET .../actions/jobs/{id}/logs`` answers 302 to a pre-signed-style download URL on this same
   server (``/_downloads/...``) that needs no Authorization, serves ``text/plain`` with GitHub-style
   timestamps and ANSI colours, and (like blob storage) carries no rate-limit headers and is not counted.
@@ -95,6 +103,17 @@ class CIOutcome:
 
 
 CI = Callable[[str, int], CIOutcome]
+
+
+@dataclass
+class LateWorkflow:
+    """A workflow whose run registers late: ``after_polls`` polls after the first run was seen completed."""
+
+    name: str = "Lint"
+    path: str = ".github/workflows/lint.yml"
+    after_polls: int = 1
+    ci: CI | None = None  # default: the repo's
+    suite_early: bool = False  # its check suite is listed (queued, no check run) before its run
 
 
 def default_ci(sha: str, attempt: int) -> CIOutcome:
@@ -196,6 +215,10 @@ class FakeRepo:
     description: str | None = None
     runs: dict[str, _Run] = field(default_factory=dict)  # by head sha
     waiting_polls: Counter = field(default_factory=Counter)  # polls seen before a sha's run started
+    late_workflows: list[LateWorkflow] = field(default_factory=list)
+    late_runs: list[_Run] = field(default_factory=list)  # runs of late_workflows, once registered
+    done_polls: Counter = field(default_factory=Counter)  # polls seen after a sha's first run completed
+    stale_suite_apps: list[str] = field(default_factory=list)  # apps whose suites stay queued, empty
     pulls: dict[int, _Pull] = field(default_factory=dict)
 
     @property
@@ -241,6 +264,16 @@ class _Run:
     updated_at: str = ""
     outcome: CIOutcome | None = None
     jobs: list[_Job] = field(default_factory=list)  # every attempt's jobs
+    workflow: LateWorkflow | None = None  # None: the repo's own ``CI`` workflow
+    suite_id: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.workflow.name if self.workflow else "CI"
+
+    @property
+    def path(self) -> str:
+        return self.workflow.path if self.workflow else ".github/workflows/ci.yml"
 
     def job_done(self, job: _Job) -> bool:
         return job.attempt < self.attempt or self.status == "completed"
@@ -367,6 +400,7 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("GET", _REPO, "_get_repo"),
     ("GET", _REPO + r"/actions/workflows", "_list_workflows"),
     ("GET", _REPO + r"/actions/runs", "_list_runs"),
+    ("GET", _REPO + r"/commits/(?P<ref>[^/]+)/check-suites", "_list_check_suites"),
     ("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)", "_get_run"),
     ("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)/jobs", "_list_jobs"),
     ("POST", _REPO + r"/actions/runs/(?P<run_id>\d+)/rerun-failed-jobs", "_rerun_failed_jobs"),
@@ -782,13 +816,19 @@ class FakeGitHub:
                 "created_at": _iso(_EPOCH), "updated_at": _iso(_EPOCH)}
 
     # ------------------------------------------------------------------------------- actions: runs
-    def _create_run(self, repo: FakeRepo, sha: str, branch: str | None = None) -> _Run:
+    def _create_run(self, repo: FakeRepo, sha: str, branch: str | None = None,
+                    workflow: LateWorkflow | None = None) -> _Run:
         if branch is None:
             branches = repo.bare.branches_containing(sha) if repo.bare else []
             branch = repo.default_branch if repo.default_branch in branches or not branches else branches[0]
-        number = len(repo.runs) + 1
-        run = _Run(next(self._ids) * 1000, repo, sha, branch, number, created_at=self._now())
-        repo.runs[sha] = self._runs[run.id] = run
+        number = len(repo.runs) + len(repo.late_runs) + 1
+        run = _Run(next(self._ids) * 1000, repo, sha, branch, number, created_at=self._now(), workflow=workflow,
+                   suite_id=next(self._ids))
+        if workflow is None:
+            repo.runs[sha] = run
+        else:
+            repo.late_runs.append(run)
+        self._runs[run.id] = run
         self._start_attempt(run)
         return run
 
@@ -797,7 +837,7 @@ class FakeGitHub:
         run.attempt += 1
         run.status, run.conclusion, run.polls = "queued", None, 0
         run.started_at = run.updated_at = self._now()
-        run.outcome = run.repo.ci(run.sha, run.attempt)
+        run.outcome = ((run.workflow and run.workflow.ci) or run.repo.ci)(run.sha, run.attempt)
         for spec in run.outcome.jobs:
             job = _Job(next(self._ids) * 1000 + 1, run.attempt, spec, run.started_at)
             run.jobs.append(job)
@@ -828,8 +868,16 @@ class FakeGitHub:
             self._settle(run)
 
     def _poll_sha(self, repo: FakeRepo, sha: str, branch: str | None) -> None:
-        """A poll that asked about ``sha`` before its run exists: maybe CI starts now."""
-        if sha in repo.runs or not repo.has_ci_for(sha):
+        """A poll that asked about ``sha`` before its run exists: maybe CI starts now (or a late workflow)."""
+        if sha in repo.runs:
+            if repo.runs[sha].status == "completed":
+                repo.done_polls[sha] += 1
+            registered = {id(run.workflow) for run in repo.late_runs if run.sha == sha}
+            for late in repo.late_workflows:
+                if id(late) not in registered and repo.done_polls[sha] > late.after_polls:
+                    self._create_run(repo, sha, repo.runs[sha].branch, late)
+            return
+        if not repo.has_ci_for(sha):
             return
         repo.waiting_polls[sha] += 1
         if repo.waiting_polls[sha] > repo.start_after_polls:
@@ -840,7 +888,7 @@ class FakeGitHub:
         sha, branch, status = (req.query.get(k) for k in ("head_sha", "branch", "status"))
 
         def selected() -> list[_Run]:
-            return [run for run in r.runs.values()
+            return [run for run in [*r.runs.values(), *r.late_runs]
                     if (not sha or run.sha == sha) and (not branch or run.branch == branch)]
 
         for run in selected():
@@ -873,10 +921,11 @@ class FakeGitHub:
     def _run_json(self, run: _Run) -> dict:
         r = run.repo
         api = f"{self.url}/repos/{r.full_name}/actions/runs/{run.id}"
-        workflow_id = _stable_id(f"{r.full_name}:.github/workflows/ci.yml")
+        workflow_id = _stable_id(f"{r.full_name}:{run.path}")
         return {
-            "id": run.id, "name": "CI", "node_id": f"WFR_{run.id}", "head_branch": run.branch,
-            "head_sha": run.sha, "path": ".github/workflows/ci.yml", "display_title": f"CI {run.sha[:7]}",
+            "id": run.id, "name": run.name, "node_id": f"WFR_{run.id}", "head_branch": run.branch,
+            "head_sha": run.sha, "path": run.path, "display_title": f"{run.name} {run.sha[:7]}",
+            "check_suite_id": run.suite_id,
             "run_number": run.number, "event": "push", "status": run.status, "conclusion": run.conclusion,
             "workflow_id": workflow_id, "run_attempt": run.attempt, "url": api,
             "html_url": f"{HTML_BASE}/{r.full_name}/actions/runs/{run.id}", "jobs_url": f"{api}/jobs",
@@ -887,6 +936,32 @@ class FakeGitHub:
             "pull_requests": [], "actor": self._user_json(), "triggering_actor": self._user_json(),
             "repository": self._repo_json(r), "head_repository": self._repo_json(r),
         }
+
+    # ------------------------------------------------------------------------------------ check suites
+    def _list_check_suites(self, req: _Req, owner: str, repo: str, ref: str) -> _Resp:
+        """The commit's check suites: one per workflow run, early suites of late workflows, stale apps."""
+        r = self._repo_or_404(owner, repo)
+        sha = (r.bare.branch_sha(ref) if r.bare else None) or ref
+        runs = [run for run in [*r.runs.values(), *r.late_runs] if run.sha == sha]
+        suites = [self._suite_json(run.suite_id, sha, run.branch, run.status, run.conclusion,
+                                   len([job for job in run.jobs if job.attempt == run.attempt]))
+                  for run in runs]
+        if sha in r.runs:
+            registered = {id(run.workflow) for run in runs}
+            suites += [self._suite_json(_stable_id(f"{sha}:{late.path}"), sha, r.runs[sha].branch, "queued",
+                                        None, 0) for late in r.late_workflows
+                       if late.suite_early and id(late) not in registered]
+            suites += [self._suite_json(_stable_id(f"{sha}:{app}"), sha, r.runs[sha].branch, "queued", None, 0,
+                                        app) for app in r.stale_suite_apps]
+        return self._paginate(req, suites, "check_suites")
+
+    def _suite_json(self, suite_id: int, sha: str, branch: str, status: str, conclusion: str | None,
+                    check_runs: int, app: str = "github-actions") -> dict:
+        return {"id": suite_id, "node_id": f"CS_{suite_id}", "head_branch": branch, "head_sha": sha,
+                "status": status, "conclusion": conclusion, "latest_check_runs_count": check_runs,
+                "app": {"id": _stable_id(app), "slug": app, "name": app.replace("-", " ").title()},
+                "url": f"{self.url}/check-suites/{suite_id}", "before": None, "after": sha,
+                "created_at": _iso(_EPOCH), "updated_at": _iso(_EPOCH)}
 
     # ------------------------------------------------------------------------------- actions: jobs
     def _job_or_404(self, owner: str, repo: str, job_id: str) -> tuple[_Run, _Job]:

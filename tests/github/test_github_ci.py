@@ -328,8 +328,9 @@ def test_conditional_polls_get_uncounted_304_and_still_see_transitions(gh, api, 
     assert "if-none-match" not in requests[0].headers
     assert all(r.headers.get("if-none-match") for r in requests[1:])
     assert [r.counted for r in requests] == [True, False, True, True, False, True]
-    # every other request (the one workflows lookup) counted; the two 304s did not
-    assert gh.total_requests == len(requests) + 1
+    # every other request (the one workflows lookup, the one check-suites read once all runs were green)
+    # counted; the two 304s did not
+    assert gh.total_requests == len(requests) + 2 and gh.count("GET", r"/check-suites$") == 1
     assert gh.counted_requests == gh.total_requests - 2
     assert gh.rate_limit - gh.rate_limit_remaining == gh.counted_requests
     # the etag is refreshed by each 200: the last request sent the previous one, the watch holds the new one

@@ -64,6 +64,7 @@ class Settings:
     ci_poll_seconds: float = 30
     ci_timeout_minutes: float = 60
     ci_start_grace_seconds: float = 300
+    ci_settle_seconds: float = 30
     ci_log_max_lines: int = 200
     autofix_max_attempts: int = 2
     ci_rerun_failed: bool = True
@@ -206,6 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ci_poll_seconds=read.number("CLONE_CI_POLL_SECONDS", 30, minimum=0.05),
         ci_timeout_minutes=read.number("CLONE_CI_TIMEOUT_MINUTES", 60, minimum=0.01),
         ci_start_grace_seconds=read.number("CLONE_CI_START_GRACE_SECONDS", 300),
+        ci_settle_seconds=read.number("CLONE_CI_SETTLE_SECONDS", 30),
         ci_log_max_lines=read.integer("CLONE_CI_LOG_MAX_LINES", 200, minimum=1),
         autofix_max_attempts=read.integer("CLONE_AUTOFIX_MAX_ATTEMPTS", 2),
         ci_rerun_failed=read.flag("CLONE_CI_RERUN_FAILED", True),

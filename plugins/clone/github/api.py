@@ -102,6 +102,17 @@ def is_idempotent(method: str, path: str) -> bool:
     return method in IDEMPOTENT_METHODS or (method == "POST" and path.endswith(("/rerun", "/rerun-failed-jobs")))
 
 
+def request_headers(endpoint: GitHubEndpoint, etag: str | None = None) -> dict[str, str]:
+    """What every API request sends: media type, API version, the token, and the ETag to revalidate."""
+    headers = {"Accept": "application/vnd.github+json", "User-Agent": USER_AGENT,
+               "X-GitHub-Api-Version": "2022-11-28"}
+    if endpoint.token:
+        headers["Authorization"] = f"token {endpoint.token}"
+    if etag:
+        headers["If-None-Match"] = etag
+    return headers
+
+
 class GitHubApi:
     """Synchronous calls to one GitHub API endpoint, retrying transient failures (``retry``)."""
 
@@ -125,13 +136,7 @@ class GitHubApi:
         self.close()
 
     def _headers(self, etag: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/vnd.github+json", "User-Agent": USER_AGENT,
-                   "X-GitHub-Api-Version": "2022-11-28"}
-        if self.endpoint.token:
-            headers["Authorization"] = f"token {self.endpoint.token}"
-        if etag:
-            headers["If-None-Match"] = etag
-        return headers
+        return request_headers(self.endpoint, etag)
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 json: Any = None, etag: str | None = None, retry: bool = True,
@@ -151,44 +156,8 @@ class GitHubApi:
 
     def _send(self, send: Callable[[], httpx.Response], method: str, path: str, *, retry: bool = True,
               idempotent: bool | None = None) -> tuple[httpx.Response, int]:
-        if idempotent is None:
-            idempotent = is_idempotent(method, path)
         if not retry or self.retry.retries <= 0:
             return send(), 1
-        policy = self.retry
-        backoff = tenacity.wait_exponential_jitter(initial=policy.first_wait, max=policy.max_wait,
-                                                   jitter=policy.first_wait / 2)
-
-        def transient_error(error: BaseException) -> bool:
-            return isinstance(error, NO_ANSWER_ERRORS if not idempotent else httpx.TransportError)
-
-        def transient_answer(response: httpx.Response) -> bool:
-            wait = _header_wait(response)
-            if _answer_of(response).rate_limit_wait() is not None:
-                return wait is not None and wait <= policy.max_wait
-            if response.status_code in GATEWAY_ERRORS or (idempotent and 500 <= response.status_code < 600):
-                return wait is None or wait <= policy.max_wait
-            return False
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            if not state.outcome.failed:
-                header = _header_wait(state.outcome.result())
-                if header is not None:
-                    return header
-            return min(backoff(state), policy.max_wait)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            outcome = state.outcome
-            what = (f"{type(outcome.exception()).__name__}: {outcome.exception()}" if outcome.failed
-                    else f"answered {outcome.result().status_code}")
-            log.warning("github: %s %s %s; retrying in %.1fs (attempt %d of %d)", method, path, what,
-                        state.next_action.sleep, state.attempt_number + 1, policy.retries + 1)
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.retries + 1), wait=wait, sleep=self._sleep,
-            retry=tenacity.retry_if_exception(transient_error) | tenacity.retry_if_result(transient_answer),
-            before_sleep=before_sleep, reraise=True,
-            retry_error_callback=lambda state: state.outcome.result())  # the last answer, or its error
         attempts = 0
 
         def counted() -> httpx.Response:
@@ -196,6 +165,7 @@ class GitHubApi:
             attempts += 1
             return send()
 
+        retrying = tenacity.Retrying(sleep=self._sleep, **retry_rules(self.retry, method, path, idempotent))
         return retrying(counted), attempts
 
     def get_json(self, path: str, **params: Any) -> Any:
@@ -230,6 +200,47 @@ class GitHubApi:
             tried = f" after {attempts} attempts" if attempts > 1 else ""
             raise GitHubError(f"GET {path} answered {response.status_code}{tried}")
         return response.text
+
+
+def retry_rules(policy: RetryPolicy, method: str, path: str,
+                idempotent: bool | None = None) -> dict[str, Any]:
+    """The tenacity arguments (all but ``sleep``) of :class:`RetryPolicy` for one call: what is transient,
+    how long to wait (the answer's rate-limit or Retry-After headers first), how it is logged. Shared by
+    :class:`GitHubApi` (``tenacity.Retrying``) and the triggerer's async client (``tenacity.AsyncRetrying``)."""
+    if idempotent is None:
+        idempotent = is_idempotent(method, path)
+    backoff = tenacity.wait_exponential_jitter(initial=policy.first_wait, max=policy.max_wait,
+                                               jitter=policy.first_wait / 2)
+
+    def transient_error(error: BaseException) -> bool:
+        return isinstance(error, NO_ANSWER_ERRORS if not idempotent else httpx.TransportError)
+
+    def transient_answer(response: httpx.Response) -> bool:
+        wait = _header_wait(response)
+        if _answer_of(response).rate_limit_wait() is not None:
+            return wait is not None and wait <= policy.max_wait
+        if response.status_code in GATEWAY_ERRORS or (idempotent and 500 <= response.status_code < 600):
+            return wait is None or wait <= policy.max_wait
+        return False
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        if not state.outcome.failed:
+            header = _header_wait(state.outcome.result())
+            if header is not None:
+                return header
+        return min(backoff(state), policy.max_wait)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        what = (f"{type(outcome.exception()).__name__}: {outcome.exception()}" if outcome.failed
+                else f"answered {outcome.result().status_code}")
+        log.warning("github: %s %s %s; retrying in %.1fs (attempt %d of %d)", method, path, what,
+                    state.next_action.sleep, state.attempt_number + 1, policy.retries + 1)
+
+    return {"stop": tenacity.stop_after_attempt(policy.retries + 1), "wait": wait,
+            "retry": tenacity.retry_if_exception(transient_error) | tenacity.retry_if_result(transient_answer),
+            "before_sleep": before_sleep, "reraise": True,
+            "retry_error_callback": lambda state: state.outcome.result()}  # the last answer, or its error
 
 
 def _answer_of(response: httpx.Response) -> ApiAnswer:

@@ -89,7 +89,8 @@ class CIWatchMixin:
         inline = triggers_run_inline()
         watch = CIWatch(repo=repo, sha=sha, deadline=now + settings.ci_timeout_minutes * 60, started=now,
                         poll_seconds=settings.ci_poll_seconds,
-                        start_grace_seconds=settings.ci_start_grace_seconds, echo=dict(echo or {}),
+                        start_grace_seconds=settings.ci_start_grace_seconds,
+                        settle_seconds=settings.ci_settle_seconds, echo=dict(echo or {}),
                         not_before=0.0 if (end_task is not None or inline) else now + settings.defer_settle_seconds)
         note = "re-run requested"
         if check_first:

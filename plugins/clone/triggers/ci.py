@@ -9,8 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
-from clone.github.api import GitHubApi
-from clone.github.ci import CIWatch, event, poll
+from clone.github.async_client import AsyncGitHubApi
+from clone.github.ci import CIWatch, apoll, event
 from clone.github.connection import aendpoint_for
 
 #: CI outcomes that end a ``ci_wait`` task successfully (autofix decides what a failure means).
@@ -21,7 +21,9 @@ class GitHubCITrigger(BaseTrigger):
     """Poll workflow runs for ``watch.sha`` until they conclude, then yield one small event.
 
     No side effects: it only reads the GitHub API (conditional requests, so unchanged answers
-    do not count against the rate limit) and never outlives ``watch.deadline``.
+    do not count against the rate limit) with its own async client on the triggerer's event loop
+    (bounded retries that sleep with asyncio, never in a borrowed thread), and never outlives
+    ``watch.deadline``.
 
     Two ways to finish, both shaped by an upstream race in Airflow 3.3 (apache/airflow #72716,
     #71580): when a trigger fires before the scheduler has processed the executor's "success" for
@@ -69,14 +71,14 @@ class GitHubCITrigger(BaseTrigger):
             await asyncio.sleep(max(0.0, watch.not_before - time.time()))
             yield self._finish(event(watch, "error", f"cannot read connection {self.conn_id!r}: {e}"))
             return
-        api = GitHubApi(endpoint)
+        api = AsyncGitHubApi(endpoint)
         # The worker checked just before deferring: the first poll here waits one interval too, and
         # never comes before not_before.
         first = max(watch.poll_seconds, watch.not_before - time.time())
         await asyncio.sleep(max(0.0, min(first, watch.deadline - time.time())))
         try:
             while True:
-                result = await asyncio.to_thread(poll, api, watch)
+                result = await apoll(api, watch)
                 if result.event is not None:
                     settle = watch.not_before - time.time()
                     if settle > 0:
@@ -87,4 +89,4 @@ class GitHubCITrigger(BaseTrigger):
                 wait = min(result.wait, max(0.0, watch.deadline - time.time()))
                 await asyncio.sleep(max(wait, 0.05))
         finally:
-            api.close()
+            await api.aclose()
