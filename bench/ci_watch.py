@@ -13,9 +13,10 @@ that clock, exactly as Clone runs it:
   lookup, one ``poll``) until it raises ``TaskDeferred``; its wall time is measured for real.
   The trigger it defers to is serialized to JSON and rebuilt, like the triggerer does.
 * **triggerer**: the loop of ``GitHubCITrigger.run`` (first poll at once, then
-  ``min(wait, time to deadline)``) over ``clone.github.ci.poll(now=<virtual time>)``, with the
-  watch (ETag, cached runs, what it knows about workflows) handed over from the worker. The task
-  is deferred meanwhile, so it holds no worker slot: 0 worker-slot seconds.
+  ``min(wait, time to deadline)``) over ``clone.github.ci.apoll(now=<virtual time>)`` on the
+  trigger's own async client, with the watch (ETag, cached runs, what it knows about workflows)
+  handed over from the worker. The task is deferred meanwhile, so it holds no worker slot: 0
+  worker-slot seconds. ``trigger s`` is the real wall time spent in its polls.
 * **resume**: the real ``execute_complete`` with the trigger's event (measured for real).
 
 For comparison, ``poke sensor`` is the naive way: the same poll in the worker every poll
@@ -28,15 +29,22 @@ Two timelines (seconds after the push; the worker checks ``--worker-delay`` s af
   then in progress; it concludes ``--ci-seconds`` after it was listed. The headline.
 * ``run late``: GitHub lists the run only ``--late-seconds`` after the push, so the worker's check
   sees no run yet (and looks up the repo's workflows once to tell "not started" from "no CI").
+* ``late red workflow``: as ``run listed``, and a second workflow (red) is listed ``--late-gap`` s
+  after the first concluded. The verdict must be ``failure`` (with ``--settle-seconds 0``: missed).
+
+Green is the verdict only after ``--settle-seconds`` (``CLONE_CI_SETTLE_SECONDS``) with the same
+complete picture, and after one read of the commit's check suites (see README "CI watching").
 
 Counted requests are the ones that count against GitHub's rate limit (every authenticated answer
 but a 304); total includes the 304s. Target (exit status 1 when missed by the headline row): at
-most 3 counted requests per watch and 0 worker-slot seconds while waiting.
+most 4 counted requests per watch (3 changed answers of the runs, 1 check-suites read) and 0
+worker-slot seconds while waiting.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -52,7 +60,7 @@ for _path in (str(PROJECT / "plugins"), str(PROJECT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-COUNTED_TARGET = 3
+COUNTED_TARGET = 4  # 3 answers that changed (listed, in progress, completed) + 1 check-suites read
 REPO = "acme/probe"
 TOKEN = "bench-token-0123456789"
 SHA = "c0ffee" + "0" * 34
@@ -67,6 +75,15 @@ class Timeline:
     running_at: float
     done_at: float
     conclusion: str = "success"
+    #: A second workflow (red) listed this long after the push, concluding ``late_ci_seconds`` later.
+    late_listed_at: float | None = None
+    late_ci_seconds: float = 30.0
+
+    @property
+    def all_done_at(self) -> float:
+        if self.late_listed_at is None:
+            return self.done_at
+        return max(self.done_at, self.late_listed_at + self.late_ci_seconds)
 
     def status_at(self, t: float) -> str | None:
         if t < self.listed_at:
@@ -86,6 +103,7 @@ class Row:
     not_modified: int
     slot_seconds_waiting: float
     worker_seconds: float
+    trigger_seconds: float
     ci_done_at: float
     verdict_at: float
     requests: list[str]
@@ -96,7 +114,7 @@ class Row:
 
 
 def _fake_class():
-    from tests.fakes.github_api import FakeGitHub
+    from tests.fakes.github_api import FakeGitHub, LateWorkflow
 
     class VirtualTimeGitHub(FakeGitHub):
         """The fake GitHub API with run states set only by :meth:`advance` (virtual time), never by polls."""
@@ -106,6 +124,7 @@ def _fake_class():
 
         def advance(self, timeline: Timeline, t: float) -> None:
             """Bring the run for ``SHA`` to its state at virtual time ``t`` (a change only on transitions)."""
+            self._advance_late(timeline, t)
             wanted = timeline.status_at(t)
             current = self.run_for(REPO, SHA)
             if wanted is None or (current and current["status"] == wanted):
@@ -115,16 +134,28 @@ def _fake_class():
             else:
                 self.set_run_state(REPO, SHA, wanted)
 
+        def _advance_late(self, timeline: Timeline, t: float) -> None:
+            if timeline.late_listed_at is None or t < timeline.late_listed_at:
+                return
+            repo = self.repo(REPO)
+            with self._lock:
+                if not repo.late_runs:
+                    self._create_run(repo, SHA, "main", LateWorkflow("Lint", ".github/workflows/lint.yml"))
+                run = repo.late_runs[0]
+                if t >= timeline.late_listed_at + timeline.late_ci_seconds and run.status != "completed":
+                    self._complete(run, "failure")
+
     return VirtualTimeGitHub
 
 
 def _summarise(gh, mode: str, timeline: Timeline, verdict: str, slot_waiting: float, worker: float,
-               verdict_at: float) -> Row:
+               verdict_at: float, trigger: float = 0.0) -> Row:
     requests = gh.requests
     assert gh.server_errors == [], gh.server_errors
     return Row(mode=mode, timeline=timeline.name, verdict=verdict, counted=gh.counted_requests,
                total=gh.total_requests, not_modified=sum(r.status == 304 for r in requests),
-               slot_seconds_waiting=slot_waiting, worker_seconds=worker, ci_done_at=timeline.done_at,
+               slot_seconds_waiting=slot_waiting, worker_seconds=worker, trigger_seconds=trigger,
+               ci_done_at=timeline.all_done_at,
                verdict_at=verdict_at,
                requests=[f"{r.path.rsplit('/', 1)[-1]}:{r.status}{'' if r.counted else '(free)'}"
                          for r in requests])
@@ -140,8 +171,8 @@ def watch_deferrable(timeline: Timeline, args: argparse.Namespace) -> Row:
     from airflow.sdk.bases.operator import ExecutorSafeguard
     from airflow.sdk.exceptions import TaskDeferred
 
-    from clone.github.api import GitHubApi
-    from clone.github.ci import CIWatch, poll
+    from clone.github.async_client import AsyncGitHubApi
+    from clone.github.ci import CIWatch, apoll
     from clone.github.connection import GitHubEndpoint
     from clone.operators.ci import GitHubCIWaitOperator
     from clone.triggers.ci import GitHubCITrigger
@@ -162,7 +193,7 @@ def watch_deferrable(timeline: Timeline, args: argparse.Namespace) -> Row:
         except TaskDeferred as deferred:
             trigger = deferred.trigger
         worker = time.perf_counter() - started
-        verdict_at = args.worker_delay
+        verdict_at, in_trigger = args.worker_delay, 0.0
 
         if trigger is not None:
             # Triggerer: the trigger as stored in the metadata DB, then GitHubCITrigger.run's loop.
@@ -172,22 +203,28 @@ def watch_deferrable(timeline: Timeline, args: argparse.Namespace) -> Row:
             watch = CIWatch.from_dict(trigger.watch)
             origin = watch.started - args.worker_delay  # epoch of the push on the virtual clock
             t = args.worker_delay + args.handoff_seconds
-            with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as api:
-                while True:
-                    gh.advance(timeline, t)
-                    result = poll(api, watch, now=origin + t)
-                    if result.event is not None:
-                        event = result.event
-                        break
-                    wait = min(result.wait, max(0.0, watch.deadline - (origin + t)))
-                    t += max(wait, 0.05)
-            verdict_at = t
+
+            async def trigger_loop() -> tuple[dict, float, float]:
+                """GitHubCITrigger.run's loop: apoll on its own async client, virtual time between polls."""
+                t_, busy = t, 0.0
+                async with AsyncGitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as api:
+                    while True:
+                        gh.advance(timeline, t_)
+                        began = time.perf_counter()
+                        result = await apoll(api, watch, now=origin + t_)
+                        busy += time.perf_counter() - began
+                        if result.event is not None:
+                            return result.event, t_, busy
+                        wait = min(result.wait, max(0.0, watch.deadline - (origin + t_)))
+                        t_ += max(wait, 0.05)
+
+            event, verdict_at, in_trigger = asyncio.run(trigger_loop())
             # Resume: back in a worker, briefly.
             started = time.perf_counter()
             outcome = operator.execute_complete({}, event)
             worker += time.perf_counter() - started
         return _summarise(gh, "deferrable (check, then trigger)", timeline, outcome["ci"]["status"], 0.0,
-                          worker, verdict_at)
+                          worker, verdict_at, in_trigger)
 
 
 def watch_poke(timeline: Timeline, args: argparse.Namespace) -> Row:
@@ -200,12 +237,13 @@ def watch_poke(timeline: Timeline, args: argparse.Namespace) -> Row:
         gh.add_repo(REPO, workflows=True, start_after_polls=10**9)
         origin = time.time() - args.worker_delay
         watch = CIWatch(repo=REPO, sha=SHA, deadline=origin + args.worker_delay + 3600,
-                        started=origin + args.worker_delay, poll_seconds=args.poll_seconds)
+                        started=origin + args.worker_delay, poll_seconds=args.poll_seconds,
+                        settle_seconds=args.settle_seconds)
         t, busy = args.worker_delay, 0.0
         with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as api:
             while True:
                 gh.advance(timeline, t)
-                watch.etag = None  # no If-None-Match: every answer is a counted 200
+                watch.etag = watch.suites_etag = None  # no If-None-Match: every answer is a counted 200
                 started = time.perf_counter()
                 result = poll(api, watch, now=origin + t)
                 busy += time.perf_counter() - started
@@ -220,14 +258,16 @@ def timelines(args: argparse.Namespace) -> list[Timeline]:
     listed = Timeline("run listed", 1.0, 1.0 + args.queue_seconds, 1.0 + args.ci_seconds)
     late = Timeline("run late", args.late_seconds, args.late_seconds + args.queue_seconds,
                     args.late_seconds + args.ci_seconds)
-    return [listed, late]
+    red_late = dataclasses.replace(listed, name="late red workflow", late_listed_at=listed.done_at + args.late_gap)
+    return [listed, late, red_late]
 
 
 def render(rows: list[Row], args: argparse.Namespace) -> str:
     header = ("mode", "CI timeline", "verdict", "counted", "total", "304s", "slot s waiting",
-              "worker s", "CI done", "verdict at", "target")
+              "worker s", "trigger s", "CI done", "verdict at", "target")
     body = [(r.mode, r.timeline, r.verdict, str(r.counted), str(r.total), str(r.not_modified),
-             f"{r.slot_seconds_waiting:.1f}", f"{r.worker_seconds:.3f}", f"{r.ci_done_at:.0f}s",
+             f"{r.slot_seconds_waiting:.1f}", f"{r.worker_seconds:.3f}", f"{r.trigger_seconds:.3f}",
+             f"{r.ci_done_at:.0f}s",
              f"{r.verdict_at:.0f}s", "met" if r.meets_target else "missed") for r in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *body)]
 
@@ -261,6 +301,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--late-seconds", type=float, default=20.0,
                         help="'run late' timeline: seconds from the push until the run is listed "
                              "(default 20)")
+    parser.add_argument("--late-gap", type=float, default=5.0,
+                        help="'late red workflow' timeline: seconds after the first run concluded until a "
+                             "second, red workflow is listed (default 5)")
+    parser.add_argument("--settle-seconds", type=float, default=float(Settings.ci_settle_seconds),
+                        help="CLONE_CI_SETTLE_SECONDS (default: its default, %(default)s; 0 = no settling)")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON (one line)")
     parser.add_argument("--requests", action="store_true", help="also print each row's request sequence")
     return parser.parse_args(argv)
@@ -270,9 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ci-watch-") as home:
         os.environ["AIRFLOW_HOME"] = home  # whatever Airflow writes stays out of ~/airflow
-        for name in ("CLONE_CI_TIMEOUT_MINUTES", "CLONE_CI_START_GRACE_SECONDS", "CLONE_GITHUB_CONN_ID"):
+        for name in ("CLONE_CI_TIMEOUT_MINUTES", "CLONE_CI_START_GRACE_SECONDS", "CLONE_GITHUB_CONN_ID",
+                     "CLONE_GITHUB_RETRIES", "CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS"):
             os.environ.pop(name, None)
         os.environ["CLONE_CI_POLL_SECONDS"] = str(args.poll_seconds)
+        os.environ["CLONE_CI_SETTLE_SECONDS"] = str(args.settle_seconds)
         logging.getLogger("clone").setLevel(logging.WARNING)
         with contextlib.redirect_stdout(sys.stderr):  # Airflow's log lines, if any, stay off the table
             watch_deferrable(Timeline("warm-up", 0, 0, 0), args)  # imports and first connection lookup
