@@ -258,7 +258,8 @@ def timelines(args: argparse.Namespace) -> list[Timeline]:
     listed = Timeline("run listed", 1.0, 1.0 + args.queue_seconds, 1.0 + args.ci_seconds)
     late = Timeline("run late", args.late_seconds, args.late_seconds + args.queue_seconds,
                     args.late_seconds + args.ci_seconds)
-    red_late = dataclasses.replace(listed, name="late red workflow", late_listed_at=listed.done_at + args.late_gap)
+    red_late = dataclasses.replace(listed, name="late red workflow",
+                                   late_listed_at=listed.done_at + args.late_gap)
     return [listed, late, red_late]
 
 

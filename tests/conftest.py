@@ -39,6 +39,9 @@ def clone_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
     # Most of the suite's repos have no checks, which CLONE_VERIFY_POLICY=block holds (no CI judges them);
     # the tests of verification itself (test_pass_rules, test_verify_ecosystems) set block.
     monkeypatch.setenv("CLONE_VERIFY_POLICY", "warn")
+    # The suite's CI polls every second or faster; the 30 s settle period before a green verdict would
+    # dominate every chain. Short, but still on: every CI watch of the suite settles.
+    monkeypatch.setenv("CLONE_CI_SETTLE_SECONDS", "1")
     monkeypatch.setenv("CLONE_AGENT", "command")
     monkeypatch.setenv("CLONE_AGENT_COMMAND", f"{sys.executable} {SCRIPTED_AGENT}")
     monkeypatch.setenv("CLONE_AGENT_ENV_PASSTHROUGH", "SCRIPTED_AGENT_PLAN,SCRIPTED_AGENT_LOG")

@@ -822,8 +822,8 @@ class FakeGitHub:
             branches = repo.bare.branches_containing(sha) if repo.bare else []
             branch = repo.default_branch if repo.default_branch in branches or not branches else branches[0]
         number = len(repo.runs) + len(repo.late_runs) + 1
-        run = _Run(next(self._ids) * 1000, repo, sha, branch, number, created_at=self._now(), workflow=workflow,
-                   suite_id=next(self._ids))
+        run = _Run(next(self._ids) * 1000, repo, sha, branch, number, created_at=self._now(),
+                   workflow=workflow, suite_id=next(self._ids))
         if workflow is None:
             repo.runs[sha] = run
         else:
@@ -951,8 +951,8 @@ class FakeGitHub:
             suites += [self._suite_json(_stable_id(f"{sha}:{late.path}"), sha, r.runs[sha].branch, "queued",
                                         None, 0) for late in r.late_workflows
                        if late.suite_early and id(late) not in registered]
-            suites += [self._suite_json(_stable_id(f"{sha}:{app}"), sha, r.runs[sha].branch, "queued", None, 0,
-                                        app) for app in r.stale_suite_apps]
+            suites += [self._suite_json(_stable_id(f"{sha}:{app}"), sha, r.runs[sha].branch, "queued",
+                                        None, 0, app) for app in r.stale_suite_apps]
         return self._paginate(req, suites, "check_suites")
 
     def _suite_json(self, suite_id: int, sha: str, branch: str, status: str, conclusion: str | None,

@@ -61,11 +61,13 @@ def test_a_late_red_workflow_makes_the_run_red_not_green(tmp_path: Path):
         repo.late_workflows.append(LateWorkflow(
             "Lint", ".github/workflows/lint.yml", after_polls=1,
             ci=lambda sha, attempt: CIOutcome.failed(job="lint", step="Run ruff", log="E501 line too long")))
-        knobs = {"CLONE_CI_POLL_SECONDS": "1", "CLONE_CI_TIMEOUT_MINUTES": "5", "CLONE_CI_SETTLE_SECONDS": "4"}
+        knobs = {"CLONE_CI_POLL_SECONDS": "1", "CLONE_CI_TIMEOUT_MINUTES": "5",
+                 "CLONE_CI_SETTLE_SECONDS": "4"}
         env = standalone_env(home, dags, port, {
             "AIRFLOW__CORE__PARALLELISM": "2",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url, "password": TOKEN}),
+            "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url,
+                                                       "password": TOKEN}),
             **knobs,
         })
         for name in [k for k in env if k.startswith("CLONE_") and k not in knobs]:
@@ -92,7 +94,8 @@ def test_a_late_red_workflow_makes_the_run_red_not_green(tmp_path: Path):
                 if state and (not states or states[-1] != state):
                     states.append(state)
                 answer = api.get(run_path)
-                run_state = answer.json().get("state") if answer is not None and answer.status_code == 200 else None
+                ok = answer is not None and answer.status_code == 200
+                run_state = answer.json().get("state") if ok else None
                 return run_state if run_state in ("success", "failed") else None
 
             run_state = wait_for("the probe run to finish", run_finished, 240, standalone, log, interval=0.2)

@@ -60,9 +60,11 @@ def test_ci_wait_defers_to_the_real_triggerer_and_resumes(tmp_path: Path):
                                                        "password": TOKEN}),
             "CLONE_CI_POLL_SECONDS": "1",
             "CLONE_CI_TIMEOUT_MINUTES": "5",
+            "CLONE_CI_SETTLE_SECONDS": "2",
         })
         for name in [k for k in env if k.startswith("CLONE_") and k not in ("CLONE_CI_POLL_SECONDS",
-                                                                             "CLONE_CI_TIMEOUT_MINUTES")]:
+                                                                             "CLONE_CI_TIMEOUT_MINUTES",
+                                                                             "CLONE_CI_SETTLE_SECONDS")]:
             del env[name]  # a developer's own Clone settings must not leak in
 
         migrated = airflow(env, "db", "migrate", timeout=180)
