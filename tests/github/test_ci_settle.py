@@ -14,7 +14,10 @@ from clone.github.ci import CIWatch, apoll, poll
 from clone.github.ci_suites import judge_suites
 from clone.github.connection import GitHubEndpoint
 from tests.fakes.github_api import CIOutcome, LateWorkflow
-from tests.github.test_github_ci import REPO, T0, TOKEN, api, drive, gh, make_watch, pushed  # noqa: F401
+from clone.triggers.ci import GitHubCITrigger
+from tests.github.test_github_ci import (  # noqa: F401
+    REPO, T0, TOKEN, api, collect, drive, endpoint_of, gh, make_watch, pushed, trigger_watch,
+)
 
 RED = LateWorkflow(name="Lint", path=".github/workflows/lint.yml", after_polls=1,
                    ci=lambda sha, attempt: CIOutcome.failed(job="lint", step="Run ruff", log="E501 too long"))
@@ -168,3 +171,22 @@ def test_the_worker_poll_is_not_retried(gh, api, pushed):  # noqa: F811
     gh.inject(r"/actions/runs$", 502, times=1)
     result = poll(api, make_watch(sha), now=T0)
     assert result.event is None and "502" in result.note and gh.total_requests == 1
+
+
+def test_the_trigger_polls_on_its_event_loop_with_no_thread_and_retries_a_502(gh, pushed, endpoint_of,  # noqa: F811
+                                                                                  monkeypatch, caplog):
+    bare, sha = pushed
+    gh.add_repo(REPO, bare_path=bare).late_workflows.append(RED)
+    endpoint_of(GitHubEndpoint(base_url=gh.url, token=TOKEN))
+    gh.inject(r"/actions/runs$", 502, times=1)
+    monkeypatch.setenv("CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS", "0.05")
+
+    def no_thread(*args, **kwargs):
+        raise AssertionError("the trigger borrowed a triggerer thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    events = collect(GitHubCITrigger("github_ci", trigger_watch(sha, poll_seconds=0.05, settle_seconds=0.3)))
+    assert [e.payload["status"] for e in events] == ["failure"]  # the late red Lint seen while settling
+    assert [r.status for r in gh.requests[:2]] == [502, 200]
+    retried = [r.getMessage() for r in caplog.records if r.name == "clone.github.api"]
+    assert any("answered 502; retrying" in m for m in retried), retried  # by the client, not a poll backoff
