@@ -80,7 +80,7 @@ def test_a_late_red_workflow_makes_the_run_red_not_green(tmp_path: Path):
         try:
             api = Api(port)
             client = api.client
-            wait_for("every component to report healthy", api.healthy, 120, standalone, log)
+            wait_for("every component to report healthy", api.healthy, 180, standalone, log)
             wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 90, standalone, log)
             assert client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
             triggered = client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})

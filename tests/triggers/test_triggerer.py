@@ -77,7 +77,7 @@ def test_ci_wait_defers_to_the_real_triggerer_and_resumes(tmp_path: Path):
         try:
             api = Api(port)
             client, get = api.client, api.get
-            wait_for("every component to report healthy", api.healthy, 90, standalone, log)
+            wait_for("every component to report healthy", api.healthy, 180, standalone, log)
             wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
             unpaused = client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
             assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
