@@ -12,8 +12,12 @@ import shlex
 from typing import Any
 
 KINDS = ("lint", "test", "build")
+# Output that says the check could not really run: a missing program, module or dependency (what setup
+# should have installed; the offline checks cannot fetch it), or nothing to test.
 _ENVIRONMENT_FAILURE = re.compile(r"No module named|ModuleNotFoundError|command not found|: not found$"
-                                  r"|Cannot find module|no tests ran|collected 0 items", re.MULTILINE)
+                                  r"|Cannot find module|no tests ran|collected 0 items"
+                                  r"|module lookup disabled by GOPROXY=off|missing go\.sum entry"
+                                  r"|no matching package named|--offline was specified|ENOTCACHED", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
