@@ -105,7 +105,9 @@ def judge(workdir: Path, path: str, breakage: dict[str, str], extra_env: dict[st
     for rel, text in breakage.items():
         (workdir / rel).write_text(text)
     broken = verify.judge(base, verify.run_checks(workdir, checks, timeout_seconds=300, env=check_env))
-    git(workdir, "checkout", "--", ".")
+    # As a pass does after the baseline: back to the commit, untracked output (not ignored) removed.
+    git(workdir, "reset", "--quiet", "--hard", sha)
+    git(workdir, "clean", "-ffd", "--quiet")
     started = time.monotonic()
     again = repo_setup.run_setup(workdir, repo_setup.steps_for(None, workdir, path), timeout_seconds=600, env=env)
     cached = time.monotonic() - started

@@ -106,6 +106,7 @@ def test_cargo_crate_without_dependencies_offline(tmp_path, tools_path):
     _, out = run("Cargo (offline)", tmp_path, tools_path)
     assert out.steps == ["cargo fetch"] and out.checks == ["cargo test --offline", "cargo build --offline"]
     assert out.healthy.label == "passed" and regressions(out.broken) == ["test"]
+    assert out.again.status == "cached"
 
 
 def test_go_module_with_a_dependency_from_a_module_proxy(tmp_path, tools_path):
@@ -136,7 +137,9 @@ def test_go_checks_without_setup_are_an_environment_failure(tmp_path, tools_path
 def test_tox_project(tmp_path, tools_path):
     workdir, out = run("tox", tmp_path, tools_path)
     tox_dir = tmp_path / "ws" / "envs" / "toxproj" / "tox"
+    assert out.steps[-1] == f"tox run --notest --skip-missing-interpreters true --workdir {tox_dir}"
     assert out.checks == [f"tox run --skip-missing-interpreters true --workdir {tox_dir}"]
+    assert out.again.status == "cached"
     assert out.healthy.label == "passed" and regressions(out.broken) == ["test"]
     assert tox_dir.is_dir() and not (workdir / ".tox").exists()
 

@@ -179,6 +179,23 @@ def nox_argv(env_root: Path, sessions: list[str], *, install_only: bool = False)
     return ("nox", *mode, "--envdir", str(Path(env_root) / "nox"), *_NOX_FLAGS, "-s", *sessions)
 
 
+def tox_source(workdir: Path) -> str | None:
+    """Where the repo declares tox environments, if it does: a tox.ini with ``[testenv...]`` sections (one
+    holding just ``[pytest]`` or ``[flake8]`` is other tools' config), or pyproject's ``[tool.tox]``."""
+    tox_ini = Path(workdir) / "tox.ini"
+    if tox_ini.is_file() and re.search(r"^\[testenv", tox_ini.read_text(encoding="utf-8", errors="replace"),
+                                       re.MULTILINE):
+        return "tox.ini"
+    return "pyproject.toml [tool.tox]" if "tox" in table(Path(workdir) / "pyproject.toml", tomllib.loads,
+                                                          "tool") else None
+
+
+def tox_argv(env_root: Path, *, notest: bool = False) -> tuple[str, ...]:
+    """``tox run`` with its envs under the repo's env; setup creates them (``--notest``, with network)."""
+    return ("tox", "run", *(("--notest",) if notest else ()), "--skip-missing-interpreters", "true",
+            "--workdir", str(Path(env_root) / "tox"))
+
+
 def declared_tool_checks(workdir: Path) -> dict[str, Check]:
     """tox (its envlist) as the test check, nox sessions by kind, and pre-commit (all hooks, all files)
     as the lint check; per kind the first of them.
@@ -188,15 +205,8 @@ def declared_tool_checks(workdir: Path) -> dict[str, Check]:
     """
     found: dict[str, Check] = {}
     env_root = env_root_for(workdir)
-    tool = table(workdir / "pyproject.toml", tomllib.loads, "tool")
-    tox_ini = workdir / "tox.ini"
-    # Only a tox.ini with test environments: one holding just [pytest] or [flake8] is other tools' config.
-    has_tox_ini = tox_ini.is_file() and re.search(
-        r"^\[testenv", tox_ini.read_text(encoding="utf-8", errors="replace"), re.MULTILINE) is not None
-    if has_tox_ini or "tox" in tool:
-        found["test"] = Check("test", ("tox", "run", "--skip-missing-interpreters", "true", "--workdir",
-                                       str(env_root / "tox")), "tox.ini" if has_tox_ini
-                              else "pyproject.toml [tool.tox]")
+    if source := tox_source(workdir):
+        found["test"] = Check("test", tox_argv(env_root), source)
     for kind, sessions in nox_sessions(workdir).items():
         found.setdefault(kind, Check(kind, nox_argv(env_root, sessions), f"{NOXFILE} session(s) "
                                      + ", ".join(sessions)))

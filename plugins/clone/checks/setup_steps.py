@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from clone.checks.declared import NOXFILE, nox_argv, nox_sessions
+from clone.checks.declared import NOXFILE, nox_argv, nox_sessions, tox_argv, tox_source
 from clone.checks.repo_env import PRE_COMMIT_CONFIG, RepoEnv
 from clone.checks.sources import make_targets
 from clone.errors import ConfigError
@@ -149,7 +149,9 @@ def detect_steps(workdir: Path, env: RepoEnv, path: str) -> list[Step]:
             targets = made[1] if made else set()
             declared = [Step(("make", t), f"Makefile target {t}") for t in _MAKE_SETUP_TARGETS if t in targets][:1]
         steps += declared
-    # Last: the steps before may be what installs nox. The check then reuses these envs, installing nothing.
+    # Last: the steps before may be what installs tox or nox. The checks then reuse these envs.
+    if tox := tox_source(workdir):
+        steps.append(Step(tox_argv(env.root, notest=True), f"{tox} (envs created, tests not run)"))
     if sessions := [name for names in nox_sessions(workdir).values() for name in names]:
         steps.append(Step(nox_argv(env.root, sessions, install_only=True), f"{NOXFILE} sessions"))
     return steps
