@@ -21,39 +21,7 @@ from clone.checks import repo_setup
 from clone.checks import verify
 from tests.goproxy import go_env
 from tests.repos import git
-
-ROOT = Path(__file__).resolve().parents[1]
-TOOLS = ("poetry", "tox", "pre-commit", "nox")
-TOOL_PINS = ("poetry==2.1.3", "tox==4.23.2", "pre-commit==4.0.1", "nox==2024.10.9")
-
-
-class Missing(Exception):
-    """A tool a fixture needs is not available here."""
-
-
-def find_uv() -> str:
-    for candidate in (shutil.which("uv"), ROOT / ".venv" / "bin" / "uv", ROOT / ".cache" / "uv-venv" / "bin" / "uv"):
-        if candidate and Path(candidate).is_file():
-            return str(candidate)
-    raise Missing("uv is neither on PATH nor bootstrapped by `make install` (.cache/uv-venv)")
-
-
-def tools_path() -> str:
-    """PATH with uv and poetry, tox, pre-commit and nox (one tools venv under .cache/, installed from PyPI)
-    in front. Only the tools are linked: the tools venv's python never shadows a repo's."""
-    uv = find_uv()
-    tools = ROOT / ".cache" / "verify-tools"
-    if not all((tools / "bin" / t).is_file() for t in TOOLS):
-        subprocess.run([uv, "venv", "-q", "--allow-existing", str(tools)], check=True, timeout=120)
-        subprocess.run([uv, "pip", "install", "-q", "--python", str(tools / "bin" / "python"), *TOOL_PINS],
-                       check=True, timeout=600)
-    only = ROOT / ".cache" / "verify-tools-bin"
-    only.mkdir(parents=True, exist_ok=True)
-    for tool in TOOLS:
-        if not (only / tool).exists():
-            (only / tool).symlink_to(tools / "bin" / tool)
-    return os.pathsep.join((str(Path(uv).parent), str(only), os.environ.get("PATH", "")))
-
+from tests.toolchains import Missing, find_uv, tools_path  # noqa: F401 (re-exported)
 
 def make_repo(base: Path, name: str, files: dict[str, str], prepare: list[list[str]] = (), path: str = "",
               env: dict[str, str] | None = None) -> Path:
@@ -313,7 +281,7 @@ FIXTURES = {f.name: f for f in (
     Fixture("Cargo (offline)", _cargo, {"src/lib.rs": RUST.replace("a + b", "a - b")}, ("cargo",)),
     Fixture("CMake, CI workflow only", _cmake, {"calc.c": "int add(int a, int b) { return a - b; }\n"},
             ("cmake", "cc")),
-    Fixture("red at baseline", _red_baseline, ROOT_CALC_BROKEN),
+    Fixture("red at baseline", _red_baseline, {"calc.py": "import os\n\n\ndef add(a, b):\n    return a * b\n"}),
 )}
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 APT_TIMEOUT = 600  # seconds for each of apt-get update and apt-get install (golang-go is ~100 MB)
 
 
@@ -43,3 +45,35 @@ def ensure_program(program: str, package: str) -> str:
     if not found:
         pytest.fail(f"apt-get installed {package} but `{program}` is still missing")
     return found
+
+
+TOOLS = ("poetry", "tox", "pre-commit", "nox")
+TOOL_PINS = ("poetry==2.1.3", "tox==4.23.2", "pre-commit==4.0.1", "nox==2024.10.9")
+
+
+class Missing(Exception):
+    """A tool a fixture needs is not available here."""
+
+
+def find_uv() -> str:
+    for candidate in (shutil.which("uv"), ROOT / ".venv" / "bin" / "uv", ROOT / ".cache" / "uv-venv" / "bin" / "uv"):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    raise Missing("uv is neither on PATH nor bootstrapped by `make install` (.cache/uv-venv)")
+
+
+def tools_path() -> str:
+    """PATH with uv and poetry, tox, pre-commit and nox (one tools venv under .cache/, installed from PyPI)
+    in front. Only the tools are linked: the tools venv's python never shadows a repo's."""
+    uv = find_uv()
+    tools = ROOT / ".cache" / "verify-tools"
+    if not all((tools / "bin" / t).is_file() for t in TOOLS):
+        subprocess.run([uv, "venv", "-q", "--allow-existing", str(tools)], check=True, timeout=120)
+        subprocess.run([uv, "pip", "install", "-q", "--python", str(tools / "bin" / "python"), *TOOL_PINS],
+                       check=True, timeout=600)
+    only = ROOT / ".cache" / "verify-tools-bin"
+    only.mkdir(parents=True, exist_ok=True)
+    for tool in TOOLS:
+        if not (only / tool).exists():
+            (only / tool).symlink_to(tools / "bin" / tool)
+    return os.pathsep.join((str(Path(uv).parent), str(only), os.environ.get("PATH", "")))
