@@ -27,6 +27,8 @@ from clone.errors import CommandError
 from clone.checks.repo_env import PRE_COMMIT_CONFIG, RepoEnv, env_root_for, pre_commit_env  # noqa: F401
 from clone.checks.setup_steps import Step, detect_steps, steps_for, steps_from_config  # noqa: F401
 
+__all__ = ["MANIFESTS", "PRE_COMMIT_CONFIG", "RepoEnv", "SetupResult", "Step", "cache_key", "detect_steps",
+           "env_root_for", "pre_commit_env", "run_setup", "setup_env", "steps_for", "steps_from_config"]
 log = logging.getLogger("clone.setup")
 
 #: Files whose content decides what setup installs; their hash is the cache key.

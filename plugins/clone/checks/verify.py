@@ -26,6 +26,8 @@ from clone.checks.baseline import Verdict, baseline, judge, recheck  # noqa: F40
 from clone.checks.model import KINDS, Check, CheckResult, failure_evidence, summarize  # noqa: F401
 from clone.checks.sources import checks_from_config, detect_checks  # noqa: F401
 
+__all__ = ["KINDS", "Check", "CheckResult", "Verdict", "baseline", "checks_from_config", "default_env",
+           "detect_checks", "failure_evidence", "judge", "recheck", "run_checks", "summarize"]
 log = logging.getLogger("clone.checks.verify")
 
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY", re.IGNORECASE)
