@@ -42,12 +42,14 @@ COPY --from=uv /uv /uvx /usr/local/bin/
 COPY --from=go /usr/local/go /usr/local/go
 COPY --from=rust /usr/local/rustup /usr/local/rustup
 COPY --from=rust /usr/local/cargo /usr/local/cargo
-# poetry and tox as uv tools: their own venvs under /opt/tools, never in Airflow's Python.
+# poetry, tox, nox and pre-commit as uv tools: their own venvs under /opt/tools, never in Airflow's Python.
 ENV UV_TOOL_DIR=/opt/tools UV_TOOL_BIN_DIR=/usr/local/bin RUSTUP_HOME=/usr/local/rustup \
     PATH="/usr/local/go/bin:/usr/local/cargo/bin:${PATH}"
 RUN uv tool install poetry==2.1.3 \
     && uv tool install tox==4.23.2 \
-    && uv --version && poetry --version && tox --version && go version && cargo --version && cmake --version
+    && uv tool install nox==2024.10.9 \
+    && uv tool install pre-commit==4.0.1 \
+    && uv --version && poetry --version && tox --version && nox --version && pre-commit --version && go version && cargo --version && cmake --version
 
 # hadolint ignore=DL3066
 USER airflow

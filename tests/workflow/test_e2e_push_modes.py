@@ -96,3 +96,42 @@ def test_pr_mode_without_automerge_leaves_the_pr_open(tmp_path, clone_env):
     assert pull.state == "open" and not pull.merged
     assert log_subjects(remote) == ["initial"]  # main untouched
     assert "CLONE_PR_AUTOMERGE=0 leaves the merge to a person" in output
+
+
+# lint is red once lint-broken.txt exists; test is red once feature.txt (the agent's) and blocker.txt both do.
+GATED_MAKEFILE = ("lint:\n\t@test ! -e lint-broken.txt\n"
+                  "test:\n\t@if [ -e feature.txt ] && [ -e blocker.txt ]; then echo 'feature vs blocker'; exit 1; fi\n")
+
+
+@pytest.mark.parametrize("human_file, lands", [("lint-broken.txt", True), ("blocker.txt", False)])
+def test_gated_recheck_after_rebase_is_judged_against_the_new_target(tmp_path, clone_env, human_file, lands):
+    """main moves during CI: a check already red on the new main does not stop the landing; a check green on
+    the new main and red after rebasing the agent's work onto it does."""
+    app, remote = make_remote_and_checkout(tmp_path, "app", {"Makefile": GATED_MAKEFILE})
+    clone_env["repos_file"].write_text(f"repos:\n  - path: {app}\n    github: acme/app\n    push_mode: gated\n")
+    write_plan(clone_env["plan"], {"*": {"pass": [{"write": "feature.txt", "text": "f\n"}]}})
+    moved = {}
+
+    def ci(sha, attempt):
+        if not moved:  # a person pushes to main while CI runs on the work branch
+            git(app, "pull", "--quiet", "--rebase", "origin", "main")
+            (app / human_file).write_text("h\n")
+            git(app, "add", human_file)
+            git(app, "commit", "--quiet", "-m", f"human adds {human_file}")
+            git(app, "push", "--quiet", "origin", "main")
+            moved["sha"] = git(remote, "rev-parse", "main")
+        return CIOutcome()
+
+    with FakeGitHub(token=TOKEN) as gh:
+        gh.add_repo("acme/app", bare_path=remote, ci=ci)
+        code, output = run_fleet(tmp_path, clone_env, gh, {"CLONE_VERIFY_POLICY": "block"})
+    assert "rebasing, re-verifying and waiting for CI again" in output, output[-5000:]
+    if lands:
+        assert code == 0, output[-5000:]
+        assert "passed (pre-existing red: lint)" in output
+        assert log_subjects(remote)[:2] == ["clone: maintenance pass on app", f"human adds {human_file}"]
+    else:
+        assert code != 0
+        assert f"checks green on main ({moved['sha'][:12]}) are red after rebasing onto it; not landing" in output
+        assert "feature vs blocker" in output
+        assert git(remote, "rev-parse", "main") == moved["sha"]  # main untouched by the red work

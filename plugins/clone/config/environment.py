@@ -26,11 +26,12 @@ CHECK_ALLOWLIST = (
     "GOPATH", "GOCACHE", "GOMODCACHE", "GOROOT", "CARGO_HOME", "RUSTUP_HOME", "JAVA_HOME", "MAVEN_HOME",
     "GRADLE_USER_HOME", "NODE_PATH", "NVM_DIR", "PYENV_ROOT", "VIRTUAL_ENV", "UV_CACHE_DIR", "PIP_CACHE_DIR",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
-    "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "GOSUMDB",
+    "GOPROXY", "GOFLAGS", "GONOSUMDB", "GONOPROXY", "GOPRIVATE", "GOSUMDB", "GOINSECURE", "GOAUTH", "GOENV",
+    "GOTOOLCHAIN", "CGO_ENABLED",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 )
 #: Package managers' own settings (index URLs, caches, mirrors) that setup and the checks must keep.
-CHECK_PREFIXES = ("UV_", "POETRY_", "PIP_", "npm_config_", "NPM_CONFIG_", "CARGO_", "TOX_", "PRE_COMMIT_")
+CHECK_PREFIXES = ("UV_", "POETRY_", "PIP_", "npm_config_", "NPM_CONFIG_", "CARGO_", "TOX_", "NOX_", "PRE_COMMIT_")
 #: Never handed to an agent or a check, even when listed in CLONE_AGENT_ENV_PASSTHROUGH; never to git.
 SECRET_PREFIXES = ("AIRFLOW_", "CLONE_")
 SECRET_NAMES = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "GITHUB_PAT", "GH_ENTERPRISE_TOKEN"})

@@ -103,12 +103,15 @@ class LandMixin(CIWatchMixin):
                 context=f"run {context['run_id']}; the work stays on {work}"), context["run_id"])
             raise
         entry = RepoEntry.from_dict(result["entry"])
-        results = [] if settings.verify_policy == "off" else verify.run_checks(
-            ws.path, checks_for(entry, ws.path), timeout_seconds=settings.verify_timeout_minutes * 60,
-            env=verify.default_env(passthrough=settings.agent_env_passthrough))
-        if not all(r.ok for r in results) and settings.verify_policy == "block":
-            raise CIFailed(f"{result['repo']}: checks are red after rebasing onto {target}; not landing:\n"
-                             f"{verify.summarize(results)}")
+        if settings.verify_policy != "off":  # judged against the new target: its own red checks are not ours
+            verdict, results = verify.recheck(
+                ws, checks_for(entry, ws.path), upstream, timeout_seconds=settings.verify_timeout_minutes * 60,
+                env=verify.default_env(passthrough=settings.agent_env_passthrough))
+            log.info("land: re-verified after rebasing onto %s: %s\n%s", upstream[:12], verdict.label,
+                     verify.summarize(results))
+            if verdict.regressions and settings.verify_policy == "block":
+                raise CIFailed(f"{result['repo']}: checks green on {target} ({upstream[:12]}) are red after "
+                               f"rebasing onto it; not landing:\n{verify.summarize(list(verdict.regressions))}")
         ws.run("reset", "--quiet", "--hard", "HEAD")
         ws.run("clean", "-ffd", "--quiet")
         rebased = ws.head()
