@@ -163,12 +163,15 @@ class Worker:
     log: Path
 
 
-def start_worker(env: dict[str, str], name: str, workspaces: Path, logs: Path) -> Worker:
+def start_worker(env: dict[str, str], name: str, workspaces: Path, logs: Path, *,
+                 private: bool = True) -> Worker:
     """``airflow celery worker`` in its own mount and UTS namespace, hostname ``name``, with a private tmpfs
-    over ``workspaces`` and ``CLONE_WORKSPACE=workspaces/name``."""
-    workspace = workspaces / name
-    script = ('set -e; hostname "$1"; mount -t tmpfs -o mode=0700 clone-ws "$2"; mkdir -p "$3"; shift 3; '
-              'exec "$@"')
+    over ``workspaces`` and ``CLONE_WORKSPACE=workspaces/name``. ``private=False``: no tmpfs, and every such
+    worker shares ``CLONE_WORKSPACE=workspaces/shared`` (one disk, as on one machine)."""
+    workspace = workspaces / (name if private else "shared")
+    mount = 'mount -t tmpfs -o mode=0700 clone-ws "$2"; ' if private else ""
+    script = f'set -e; hostname "$1"; {mount}mkdir -p "$3"; shift 3; exec "$@"'
+
     airflow = str(Path(env["PATH"].split(":")[0]) / "airflow")
     argv = ["unshare", "-m", "-u", "--propagation", "private", "sh", "-c", script, "sh", name, str(workspaces),
             str(workspace), airflow, "celery", "worker", "--celery-hostname", name, "--skip-serve-logs",
