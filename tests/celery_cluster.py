@@ -144,6 +144,8 @@ def celery_env(env: dict[str, str], sql_url: str, broker_url: str) -> dict[str, 
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sql_url,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        # The 5 s default let a task's first execution API call time out on a loaded 2-core machine.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__CORE__PARALLELISM": "8",
         # Every component must agree on these (each would otherwise make up its own).
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
