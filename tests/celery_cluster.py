@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,8 +68,10 @@ def postgres(tmp: Path) -> Iterator[str]:
     port, server = 5432, None
     if not listening(port) or os.environ.get("CLONE_TEST_PRIVATE_SERVICES"):
         apt_install("postgresql", "initdb")
+        # initdb and postgres run as the postgres user, who cannot enter pytest's private (0700) folders.
+        tmp = Path(tempfile.mkdtemp(prefix="clone-test-pg-"))
         port, data = free_port(), tmp / "pgdata"
-        data.mkdir(parents=True)
+        data.mkdir()
         shutil.chown(data, "postgres")
         shutil.chown(tmp, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
@@ -78,12 +81,16 @@ def postgres(tmp: Path) -> Iterator[str]:
                                    "-k", str(tmp), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
                                   stdout=subprocess.DEVNULL, stderr=(tmp / "postgres.log").open("wb"),
                                   start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not listening(port):
-            assert server.poll() is None and time.monotonic() < deadline, (tmp / "postgres.log").read_text()
+    deadline = time.monotonic() + 60
+    while True:  # listening is not enough: "the database system is starting up" refuses connections
+        try:
+            admin = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+            break
+        except psycopg2.OperationalError:
+            assert server is None or server.poll() is None, (tmp / "postgres.log").read_text()
+            assert time.monotonic() < deadline, "PostgreSQL did not accept connections within 60 s"
             time.sleep(0.2)
     name = f"clone_test_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
     admin.autocommit = True
     try:
         with admin.cursor() as cursor:
@@ -93,9 +100,10 @@ def postgres(tmp: Path) -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-        if server is not None:
-            server.send_signal(signal.SIGINT)  # fast shutdown
+        if server is not None:  # SIGINT (fast shutdown) to its own group: runuser does not pass it on
+            os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=60)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -129,7 +137,7 @@ def redis(tmp: Path) -> Iterator[str]:
     finally:
         chosen.flushdb()
         if server is not None:
-            server.terminate()
+            os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
 
 
