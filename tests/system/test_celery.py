@@ -65,6 +65,24 @@ def ci_red_while_broken(bare: Path):
     return ci
 
 
+_EXECUTING = re.compile(r"Executing workload in Celery: .*?log_path='[^']*/task_id=(?P<task>[^/]+)"
+                        r"(?:/map_index=(?P<index>\d+))?/attempt=\d+\.log'")
+
+
+def executions(workers) -> dict[tuple[str, int], list[str]]:
+    """Per (task id, map index), the workers that executed its parts, in order, from the workers' own logs.
+
+    A deferrable task (ci_wait, autofix) runs in parts: before its deferral and after each trigger event,
+    each part on whichever worker Celery picks; the task instance's hostname names only one of them."""
+    found: dict[tuple[str, int], list[tuple[str, str]]] = collections.defaultdict(list)
+    for worker in workers:
+        for line in worker.log.read_text(errors="replace").splitlines():
+            match = _EXECUTING.search(line)
+            if match:
+                found[(match["task"], int(match["index"] or -1))].append((line[:32], worker.name))
+    return {key: [name for _, name in sorted(parts)] for key, parts in found.items()}
+
+
 def task_log(home: Path, run_id: str, task_id: str, index: int) -> str:
     folder = home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}" / f"map_index={index}"
     return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob("attempt=*.log")))
@@ -138,20 +156,23 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env, priva
         assert gh.server_errors == []
 
     per_worker = collections.Counter(ti["hostname"] for ti in instances if ti.get("hostname"))
+    parts = executions(workers)
+    per_worker_parts = collections.Counter(name for names in parts.values() for name in names)
     by_repo = {}
     crossed, broken = [], []
     for index, chain in sorted(chains(instances).items()):
         repo = chain["repo.agent_pass"].get("rendered_map_index") or str(index)
-        by_repo[repo] = {t.split(".")[1]: (ti["state"], ti.get("hostname")) for t, ti in chain.items()}
-        home_host = chain["repo.agent_pass"].get("hostname")
+        by_repo[repo] = {t.split(".")[1]: (ti["state"], parts.get((t, index), [])) for t, ti in chain.items()}
+        home_host = (parts.get(("repo.agent_pass", index)) or ["?"])[0]
         for task_id in ("repo.push", "repo.ci_wait", "repo.autofix"):
-            ti = chain.get(task_id)
-            if ti and ti.get("hostname") and ti["hostname"] != home_host:
-                crossed.append(f"{repo}: agent_pass on {home_host}, {task_id.split('.')[1]} on {ti['hostname']} "
+            ti, where = chain.get(task_id), parts.get((task_id, index), [])
+            if ti and any(name != home_host for name in where):
+                crossed.append(f"{repo}: agent_pass on {home_host}, {task_id.split('.')[1]} on {'+'.join(where)} "
                                f"-> {ti['state']}")
                 if ti["state"] == "failed":
                     broken.append((repo, task_id, error_line(task_log(home, run_id, task_id, index))))
-    figures = (f"celery ({'no shared disk' if private_disks else 'one shared workspace'}): run {run['state']} in {wall:.0f}s; task instances per worker: {dict(per_worker)}; "
+    figures = (f"celery ({'no shared disk' if private_disks else 'one shared workspace'}): run {run['state']} in {wall:.0f}s; task instances per worker (hostname): {dict(per_worker)}; "
+               f"executions per worker (deferrable tasks run in parts): {dict(per_worker_parts)}; "
                f"cross-worker chain links: {len(crossed)}\n  " + "\n  ".join(crossed) +
                f"\nper repo: {json.dumps(by_repo)}\nbroken: {broken}")
     print(figures)
