@@ -128,3 +128,20 @@ def test_workspace_clones_a_url_repo_and_recovers_when_the_cache_is_gone(tmp_pat
     tip2 = commit_file(other, "c.txt", "c\n")
     git(other, "push", "--quiet", "origin", "main")
     assert prepare(entry, settings).base_sha == tip2
+
+
+def test_the_report_reads_a_url_repo_through_a_copy_under_the_workspace(tmp_path, clone_env):
+    from clone.fleet.report import fleet_report
+
+    seed, bare = make_remote_and_checkout(tmp_path, "svc")
+    pushed = commit_file(seed, "b.txt", "b\n", "svc: second")
+    git(seed, "push", "--quiet", "origin", "main")
+    source = tmp_path / "fleet.yaml"
+    source.write_text(f"repos:\n  - url: {bare.as_uri()}\n  - url: {(tmp_path / 'nowhere.git').as_uri()}\n")
+    report = fleet_report(source, "2000-01-01", workspace=clone_env["workspace"])
+    assert report.counts == {"svc": 2}
+    assert report.sources["svc"] == f"{bare.as_uri()} main {pushed[:12]} (remote, fetched)"
+    assert len(report.problems) == 1 and "nowhere: skipped: git ls-remote" in report.problems[0]
+    without = fleet_report(source, "2000-01-01")  # no workspace to fetch into: said, not crashed
+    assert any("svc: skipped: svc: a 'url:' repo is read through a copy under CLONE_WORKSPACE" in p
+               for p in without.problems), without.problems

@@ -237,8 +237,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                           "(letters, digits and '-', at most 39)")
     bad = [owner for owner in settings.discover_github if not _GITHUB_LOGIN.match(owner)]
     if bad:
-        raise ConfigError(f"CLONE_DISCOVER_GITHUB: {', '.join(map(repr, bad))} is not a GitHub organisation or "
-                          "user name (letters, digits and '-', at most 39); give owner1,owner2")
+        raise ConfigError(f"CLONE_DISCOVER_GITHUB: {', '.join(map(repr, bad))} is not a GitHub organisation "
+                          "or user name (letters, digits and '-', at most 39); give owner1,owner2")
     if settings.agent == "command" and not settings.agent_command:
         raise ConfigError("CLONE_AGENT=command needs CLONE_AGENT_COMMAND (the agent's command line)")
     return settings

@@ -110,7 +110,8 @@ def source_for(entry: RepoEntry, workspace: Path | None) -> Source:
 def _url_source(entry: RepoEntry, workspace: Path | None) -> Source:
     """A ``url:`` entry has no checkout: its branch, fetched into a bare copy under the workspace."""
     if workspace is None:
-        raise GitError(f"{entry.name}: a 'url:' repo is read through a copy under CLONE_WORKSPACE; none given")
+        raise GitError(f"{entry.name}: a 'url:' repo is read through a copy under CLONE_WORKSPACE; "
+                       "none given")
     copy = Git(workspace / "report" / f"{entry.name}.git")
     if not copy.is_repo():
         copy.path.mkdir(parents=True, exist_ok=True)
