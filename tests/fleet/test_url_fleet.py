@@ -75,7 +75,7 @@ def test_url_repos_and_a_github_org_run_on_a_real_scheduler(tmp_path: Path, clon
         standalone, log = launch(env, home)
         try:
             api = Api(port)
-            wait_for("every component to report healthy", api.healthy, 120, standalone, log)
+            wait_for("every component to report healthy", api.healthy, 300, standalone, log)
             log_in_as_admin(api, home, standalone, log)
             wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 90, standalone, log)
             unpause(api, DAG_ID)

@@ -140,7 +140,7 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env, priva
         cluster = Cluster(supervisor, workers)
         try:
             api = Api(port)
-            wait_for("every component to report healthy", api.healthy, 180, cluster, log)
+            wait_for("every component to report healthy", api.healthy, 300, cluster, log)
             log_in_as_admin(api, home, cluster, log)
             wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 120, cluster, log)
             unpause(api, DAG_ID)
