@@ -1,9 +1,9 @@
-# Clone on the official Apache Airflow image: the DAGs, the `clone` package, git and the Codex CLI.
+# Clone on the official Apache Airflow image: the DAGs, the `clone` package, git, the Codex and Claude Code CLIs.
 #     docker build -t clone .
 # The image keeps Airflow's entrypoint and AIRFLOW_HOME=/opt/airflow; run it as the Airflow docs
 # describe (docker compose, Helm). This Dockerfile is linted by tests/test_dockerfile.py (hadolint).
 
-# Node.js (for the Codex CLI) comes from the official Node image at an exact version, rather than
+# Node.js (for the Codex and Claude Code CLIs) comes from the official Node image at an exact version, rather than
 # Debian's older nodejs/npm packages.
 FROM node:22.14.0-bookworm-slim AS node
 # The toolchains the repos' setup and checks use (README "Toolchains on the workers"): uv from its
@@ -34,9 +34,9 @@ COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
     && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
-    && npm install --global --no-audit --no-fund @openai/codex@0.169.0 \
+    && npm install --global --no-audit --no-fund @openai/codex@0.169.0 @anthropic-ai/claude-code@2.1.331 \
     && npm cache clean --force \
-    && codex --version
+    && codex --version && claude --version
 
 COPY --from=uv /uv /uvx /usr/local/bin/
 COPY --from=go /usr/local/go /usr/local/go

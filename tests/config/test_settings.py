@@ -22,6 +22,7 @@ def test_defaults(tmp_path):
     assert s.core_prompt_file.name == "autonomous_core_prompt.md" and s.core_prompt_file.exists()
     assert s.prompts_file.name == "repo_steering.md" and s.prompts_file.exists()
     assert s.github_conn_id == "github_default"
+    assert s.discover_local and s.discover_github == ()
 
 
 def test_overrides(tmp_path):
@@ -30,7 +31,9 @@ def test_overrides(tmp_path):
         "CLONE_AGENT": "command", "CLONE_AGENT_COMMAND": "my-agent --fast", "MODEL": "o4",
         "CI_AUTOFIX_ENABLED": "0", "IDEA_BOOTSTRAP_ENABLED": "false", "CLONE_AGENT_ENV_PASSTHROUGH": "A, B,,",
         "CODEX_SANDBOX": "bypass", "CLONE_GIT_AUTHOR_NAME": "Robo",
+        "CLONE_DISCOVER_LOCAL": "0", "CLONE_DISCOVER_GITHUB": " acme, octo-cat ,",
     })
+    assert not s.discover_local and s.discover_github == ("acme", "octo-cat")
     assert s.code_root == tmp_path and s.active_days == 3 and s.schedule is None
     assert s.agent_command == "my-agent --fast" and s.model == "o4" and s.codex_sandbox == "bypass"
     assert not s.ci_autofix_enabled and not s.idea_bootstrap_enabled
@@ -45,6 +48,8 @@ def test_overrides(tmp_path):
     ({"CLONE_AGENT": "gpt"}, "CLONE_AGENT='gpt' must be one of: codex, claude, command"),
     ({"CODEX_SANDBOX": "yolo"}, "CODEX_SANDBOX='yolo' must be one of"),
     ({"CLONE_AGENT": "command"}, "CLONE_AGENT=command needs CLONE_AGENT_COMMAND"),
+    ({"CLONE_DISCOVER_GITHUB": "acme,bad/slug"}, "CLONE_DISCOVER_GITHUB: 'bad/slug' is not a GitHub"),
+    ({"CLONE_DISCOVER_LOCAL": "sometimes"}, "CLONE_DISCOVER_LOCAL='sometimes' must be 1 or 0"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):

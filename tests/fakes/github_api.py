@@ -213,6 +213,10 @@ class FakeRepo:
     complete_after_polls: int = 1
     private: bool = False
     description: str | None = None
+    pushed_at: datetime | None = None  # None: the fake's epoch (for listings sorted by push time)
+    fork: bool = False
+    archived: bool = False
+    disabled: bool = False
     runs: dict[str, _Run] = field(default_factory=dict)  # by head sha
     waiting_polls: Counter = field(default_factory=Counter)  # polls seen before a sha's run started
     late_workflows: list[LateWorkflow] = field(default_factory=list)
@@ -397,6 +401,9 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("GET", r"/rate_limit", "_get_rate_limit"),
     ("POST", r"/user/repos", "_create_user_repo"),
     ("POST", r"/orgs/(?P<org>[^/]+)/repos", "_create_org_repo"),
+    ("GET", r"/user/repos", "_list_my_repos"),
+    ("GET", r"/users/(?P<login>[^/]+)/repos", "_list_user_repos"),
+    ("GET", r"/orgs/(?P<org>[^/]+)/repos", "_list_org_repos"),
     ("GET", _REPO, "_get_repo"),
     ("GET", _REPO + r"/actions/workflows", "_list_workflows"),
     ("GET", _REPO + r"/actions/runs", "_list_runs"),
@@ -471,12 +478,13 @@ class FakeGitHub:
     def add_repo(self, full_name: str, bare_path: Path | None = None,
                  workflows: bool | Literal["auto"] = True, default_branch: str = "main",
                  ci: CI | None = None, start_after_polls: int = 0, complete_after_polls: int = 1,
-                 private: bool = False, description: str | None = None) -> FakeRepo:
+                 private: bool = False, description: str | None = None, *, pushed_at: datetime | None = None,
+                 fork: bool = False, archived: bool = False, disabled: bool = False) -> FakeRepo:
         """Register an existing repo (optionally backed by a real bare git repo) and return its state."""
         owner, name = full_name.split("/")
         repo = FakeRepo(owner, name, next(self._ids), Path(bare_path).resolve() if bare_path else None,
                         workflows, default_branch, ci or default_ci, start_after_polls, complete_after_polls,
-                        private, description)
+                        private, description, pushed_at, fork, archived, disabled)
         with self._lock:
             self._repos[full_name.lower()] = repo
         return repo
@@ -713,6 +721,12 @@ class FakeGitHub:
                          for rel in wanted)
         return _Resp(200, body, {"Link": link} if link else {})
 
+    def _paginate_list(self, req: _Req, items: list) -> _Resp:
+        """A JSON array sliced by ``per_page``/``page`` with GitHub's ``Link`` header (list endpoints)."""
+        resp = self._paginate(req, items, "items")
+        resp.body = resp.body["items"]
+        return resp
+
     # ------------------------------------------------------------------------------ users & orgs
     def _user_json(self, login: str | None = None) -> dict:
         login = login or self.login
@@ -761,10 +775,54 @@ class FakeGitHub:
         return {"id": repo.id, "node_id": f"R_{repo.id}", "name": repo.name, "full_name": repo.full_name,
                 "private": repo.private, "visibility": "private" if repo.private else "public",
                 "owner": owner,
-                "description": repo.description, "fork": False, "archived": False, "disabled": False,
+                "description": repo.description, "fork": repo.fork, "archived": repo.archived,
+                "disabled": repo.disabled, "pushed_at": _iso(repo.pushed_at or _EPOCH),
                 "url": api, "html_url": f"{HTML_BASE}/{repo.full_name}", "clone_url": clone_url,
                 "ssh_url": ssh_url, "default_branch": repo.default_branch,
                 "permissions": {"admin": True, "push": True, "pull": True}}
+
+    def _list_repos(self, req: _Req, repos: list[FakeRepo], default_sort: str) -> _Resp:
+        """GitHub's repository listings: ``sort`` (created, updated, pushed, full_name) and ``direction``
+        (default asc for full_name, else desc), paginated."""
+        sort = req.query.get("sort") or default_sort
+        if sort not in ("created", "updated", "pushed", "full_name"):
+            raise _validation("Repository", "sort")
+        direction = req.query.get("direction") or ("asc" if sort == "full_name" else "desc")
+
+        def key(repo: FakeRepo) -> Any:
+            if sort == "full_name":
+                return repo.full_name.lower()
+            if sort == "pushed":
+                return (repo.pushed_at or _EPOCH, repo.id)
+            return repo.id  # created/updated: registration order
+
+        ordered = sorted(repos, key=key, reverse=direction == "desc")
+        return self._paginate_list(req, [self._repo_json(r) for r in ordered])
+
+    def _list_org_repos(self, req: _Req, org: str) -> _Resp:
+        if org.lower() not in self._orgs:
+            raise _not_found()
+        kind = req.query.get("type") or "all"
+
+        def wanted(repo: FakeRepo) -> bool:
+            if kind in ("forks", "sources"):
+                return repo.fork == (kind == "forks")
+            return kind in ("all", "member") or kind == ("private" if repo.private else "public")
+
+        repos = [r for r in self._repos.values() if r.owner.lower() == org.lower() and wanted(r)]
+        return self._list_repos(req, repos, "created")
+
+    def _list_user_repos(self, req: _Req, login: str) -> _Resp:
+        """Another account's repositories: public ones only (as GitHub shows them to anyone else)."""
+        repos = [r for r in self._repos.values() if r.owner.lower() == login.lower() and not r.private]
+        if not repos and login.lower() != self.login.lower() and login.lower() not in self._orgs:
+            raise _not_found()
+        return self._list_repos(req, repos, "full_name")
+
+    def _list_my_repos(self, req: _Req) -> _Resp:
+        """The token's own repositories, private ones included (``affiliation=owner``)."""
+        repos = [r for r in self._repos.values() if r.owner.lower() == self.login.lower()]
+        return self._list_repos(req, repos, "full_name")
 
     def _get_repo(self, req: _Req, owner: str, repo: str) -> _Resp:
         return _Resp(200, self._repo_json(self._repo_or_404(owner, repo)))

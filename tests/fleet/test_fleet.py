@@ -45,7 +45,7 @@ repos:
 """)
     (entry,), problems = load_fleet(source)
     assert problems == []
-    assert entry.to_dict() == {"path": str(repo), "name": "widget", "enabled": False, "branch": "develop",
+    assert entry.to_dict() == {"path": str(repo), "url": None, "name": "widget", "enabled": False, "branch": "develop",
                                "remote": "upstream", "github": "acme/widget", "tasks_per_repo": 3,
                                "steering": None, "verify": None, "push_mode": None,
                                "setup": ("uv sync --locked", "npm ci")}
@@ -64,7 +64,7 @@ def test_bad_setup_names_file_entry_and_field(tmp_path):
 @pytest.mark.parametrize(("entry", "message"), [
     ({"path": "relative/dir"}, "field 'path' must be absolute"),
     ({"path": "/nonexistent/clone-test"}, "does not exist"),
-    ({"name": "x"}, "field 'path' is required"),
+    ({"name": "x"}, "give exactly one of 'path' (a local checkout) and 'url' (a git remote URL), got neither"),
     ({"path": "{good}", "colour": "red"}, "unknown field(s) colour"),
     ({"path": "{good}", "name": "../evil"}, "field 'name'"),
     ({"path": "{good}", "enabled": "yes"}, "field 'enabled' must be bool"),

@@ -75,10 +75,11 @@ def test_installs_the_runtime_lock_keeping_airflow_pinned() -> None:
     assert ["requirements.lock", "/opt/airflow/requirements.lock"] in lock_copies
 
 
-def test_installs_git_and_the_pinned_codex_cli() -> None:
+def test_installs_git_and_the_pinned_codex_and_claude_clis() -> None:
     runs = " ".join(args for keyword, args in instructions() if keyword == "RUN")
     assert re.search(r"apt-get install -y --no-install-recommends [^&]*\bgit\b", runs)
-    assert "npm install --global --no-audit --no-fund @openai/codex@0.169.0" in runs
+    assert "npm install --global --no-audit --no-fund @openai/codex@0.169.0 @anthropic-ai/claude-code@2.1.331" in runs
+    assert "codex --version && claude --version" in runs
 
 
 @pytest.mark.parametrize("source", ["dags/", "plugins/", "include/", "airflow_settings.yaml"])

@@ -42,6 +42,8 @@ class Settings:
     ideas_file: Path
     workspace: Path
     active_days: int = 14
+    discover_local: bool = True
+    discover_github: tuple[str, ...] = ()
     schedule: str | None = "0 */6 * * *"
 
     agent: str = "codex"
@@ -188,6 +190,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ideas_file=read.path("CLONE_IDEAS_FILE", PROJECT_ROOT / "ideas.yaml"),
         workspace=read.path("CLONE_WORKSPACE", home / "clone-workspace"),
         active_days=read.integer("CLONE_ACTIVE_DAYS", 14, minimum=1),
+        discover_local=read.flag("CLONE_DISCOVER_LOCAL", True),
+        discover_github=read.names("CLONE_DISCOVER_GITHUB"),
         schedule=None if schedule.lower() in ("", "none", "null") else schedule,
         agent=read.choice("CLONE_AGENT", "codex", AGENT_KINDS),
         agent_command=read.text("CLONE_AGENT_COMMAND", ""),
@@ -233,6 +237,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if settings.github_owner and not _GITHUB_LOGIN.match(settings.github_owner):
         raise ConfigError(f"CLONE_GITHUB_OWNER={settings.github_owner!r} is not a GitHub organisation name "
                           "(letters, digits and '-', at most 39)")
+    bad = [owner for owner in settings.discover_github if not _GITHUB_LOGIN.match(owner)]
+    if bad:
+        raise ConfigError(f"CLONE_DISCOVER_GITHUB: {', '.join(map(repr, bad))} is not a GitHub organisation "
+                          "or user name (letters, digits and '-', at most 39); give owner1,owner2")
     if settings.agent == "command" and not settings.agent_command:
         raise ConfigError("CLONE_AGENT=command needs CLONE_AGENT_COMMAND (the agent's command line)")
     return settings

@@ -63,13 +63,15 @@ class Source:
     description: str
 
 
-def _remote_branch(user: Git, entry: RepoEntry) -> tuple[str, str | None]:
+def _remote_branch(user: Git, entry: RepoEntry, remote: str | None = None) -> tuple[str, str | None]:
     """(branch, its sha on the remote, None when the remote has no such branch); GitError if unreachable."""
-    branch = entry.branch or user.remote_default_branch(entry.remote) or "main"
-    listed = user.run("ls-remote", "--", entry.remote, f"refs/heads/{branch}", check=False, timeout=120)
+    remote = remote or entry.remote
+    branch = entry.branch or user.remote_default_branch(remote) or "main"
+    listed = user.run("ls-remote", "--", remote, f"refs/heads/{branch}", check=False, timeout=120)
     if not listed.ok:
         first = (listed.stderr.strip().splitlines() or ["no output"])[0]
-        raise GitError(f"git ls-remote {entry.remote} failed (exit {listed.returncode}): {redact_url(first)}",
+        raise GitError(f"git ls-remote {redact_url(remote)} failed (exit {listed.returncode}): "
+                       f"{redact_url(first)}",
                        argv=listed.argv, returncode=listed.returncode)
     sha = next((line.split()[0] for line in listed.stdout.splitlines()
                 if line.endswith(f"\trefs/heads/{branch}")), None)
@@ -78,6 +80,8 @@ def _remote_branch(user: Git, entry: RepoEntry) -> tuple[str, str | None]:
 
 def source_for(entry: RepoEntry, workspace: Path | None) -> Source:
     """What to read for ``entry``: the remote branch's commit where there is a remote, else HEAD."""
+    if entry.url:
+        return _url_source(entry, workspace)
     user = Git(entry.path)
     url = user.remote_url(entry.remote)
     if url is None:
@@ -100,6 +104,24 @@ def source_for(entry: RepoEntry, workspace: Path | None) -> Source:
         copy.path.mkdir(parents=True, exist_ok=True)
         copy.run("init", "--quiet", "--bare")
     copy.fetch(url, f"+refs/heads/{branch}:refs/heads/{branch}")
+    return Source(copy, sha, f"{ref} {sha[:HASH_LENGTH]} (remote, fetched)")
+
+
+def _url_source(entry: RepoEntry, workspace: Path | None) -> Source:
+    """A ``url:`` entry has no checkout: its branch, fetched into a bare copy under the workspace."""
+    if workspace is None:
+        raise GitError(f"{entry.name}: a 'url:' repo is read through a copy under CLONE_WORKSPACE; "
+                       "none given")
+    copy = Git(workspace / "report" / f"{entry.name}.git")
+    if not copy.is_repo():
+        copy.path.mkdir(parents=True, exist_ok=True)
+        copy.run("init", "--quiet", "--bare")
+    branch, sha = _remote_branch(copy, entry, str(entry.url))
+    ref = f"{redact_url(entry.url)} {branch}"
+    if sha is None:
+        return Source(copy, "", f"{ref}: no such branch on the remote")
+    if not copy.rev(sha):
+        copy.fetch(str(entry.url), f"+refs/heads/{branch}:refs/heads/{branch}")
     return Source(copy, sha, f"{ref} {sha[:HASH_LENGTH]} (remote, fetched)")
 
 

@@ -140,8 +140,9 @@ def triage(settings: Settings, idea: Idea) -> Idea:
         raise StepFailed(problem)
     entries, _ = fleet.load_fleet(settings.repos_file)
     for entry in entries:
-        if entry.name == name and Path(entry.path).resolve() != target.resolve():
-            raise StepFailed(f"{settings.repos_file} already has a repo named {name!r} ({entry.path}); "
+        if entry.name == name and (not entry.path or Path(entry.path).resolve() != target.resolve()):
+            raise StepFailed(f"{settings.repos_file} already has a repo named {name!r} "
+                             f"({entry.path or entry.url}); "
                              "choose another repo_name")
 
     def name_is_free(others: list[Idea]) -> None:  # under the file's lock: two ideas cannot both claim it
@@ -282,7 +283,7 @@ def enrol(settings: Settings, idea: Idea) -> Idea:
     added = fleet.enrol_repo(settings.repos_file, target, idea.repo_name or target.name, github=idea.github,
                              branch="main", comment=f"added by clone_ideas for idea {idea.id}")
     entries, problems = fleet.load_fleet(settings.repos_file)
-    if not any(Path(e.path).resolve() == target.resolve() for e in entries):
+    if not any(e.path and Path(e.path).resolve() == target.resolve() for e in entries):
         mine = [p for p in problems if str(target) in p]
         raise StepFailed(f"{settings.repos_file} has no valid entry for {target}: "
                          f"{'; '.join(mine) or 'see the repos.yaml problems in the log'}")

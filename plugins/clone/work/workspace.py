@@ -3,7 +3,9 @@
 The user's checkout is only read (its remote URL); passes work in
 ``CLONE_WORKSPACE/repos/<name>``, a clone of the repo's remote, reset to the freshly fetched
 remote branch at the start of every pass. Without a remote, the clone is made from the
-user's checkout itself, and nothing is ever pushed back to it.
+user's checkout itself, and nothing is ever pushed back to it. A ``url:`` entry has no checkout:
+its URL is the remote, and the clone under ``CLONE_WORKSPACE`` is a per-worker cache made again
+whenever it is missing (a fresh worker, a new pod).
 """
 
 from __future__ import annotations
@@ -11,28 +13,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 from clone.errors import GitError
+from clone.fleet.remote_url import github_slug_from_url  # noqa: F401 - also imported from here
 from clone.fleet.repos_file import RepoEntry
 from clone.util.git import Git, Identity, redact_url
 from clone.config.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_GITHUB_URL = re.compile(
-    r"^(?:https?://(?:[^@/]+@)?github\.com/|git@github\.com:|ssh://git@github\.com/)"
-    r"(?P<slug>[A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$"
-)
-
-
-def github_slug_from_url(url: str | None) -> str | None:
-    """``owner/name`` when ``url`` points at github.com, else None."""
-    match = _GITHUB_URL.match(url or "")
-    return match.group("slug") if match else None
-
 
 @dataclasses.dataclass(frozen=True)
 class Workspace:
@@ -73,10 +63,11 @@ def _save_unpushed(ws: Git, branch: str) -> None:
 
 def prepare(entry: RepoEntry, settings: Settings) -> Workspace:
     """Clone or refresh the repo's workspace and reset it to the fetched remote branch."""
-    user = Git(Path(entry.path))
-    remote_url = user.remote_url(entry.remote)
-    source = remote_url or entry.path
-    if remote_url:
+    remote_url = entry.url or Git(Path(str(entry.path))).remote_url(entry.remote)
+    source = remote_url or str(entry.path)
+    if entry.url:
+        log.info("workspace: %s is cloned from %s (no local checkout)", entry.name, redact_url(entry.url))
+    elif remote_url:
         log.info("workspace: %s follows remote %r (%s)", entry.name, entry.remote, redact_url(remote_url))
     else:
         log.info("workspace: %s has no remote %r; working from the local checkout (nothing will be pushed)",

@@ -17,9 +17,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 from clone.state import lease
 from clone.util import runner
 from clone.workflow.controls import fleet_paused, skip_if_paused
-from clone.fleet.discover import discover
+from clone.fleet.github_fleet import run_fleet
 from clone.errors import CloneError, ConfigError, PushConflict
-from clone.fleet.repos_file import RepoEntry, load_fleet, merge_discovered
+from clone.fleet.repos_file import RepoEntry
 from clone.util.git import Git
 from clone.operators.autofix import CloneAutofixOperator
 from clone.github import pulls
@@ -81,7 +81,8 @@ def lease_ttl(settings: Settings) -> float:
 
 @task(task_id="discover")
 def discover_repos() -> list[dict[str, Any]]:
-    """Scan CLONE_CODE_ROOT, merge new checkouts into repos.yaml, return the enabled entries."""
+    """Scan CLONE_CODE_ROOT (merging new checkouts into repos.yaml) and list CLONE_DISCOVER_GITHUB's
+    repositories; return the enabled repos."""
     context = get_current_context()
     declared = set(context["dag"].params)  # context["params"] also holds undeclared conf keys
     unknown = sorted(set(context["dag_run"].conf or {}) - declared - {CYCLE_KEY, DEADLINE_KEY})
@@ -89,13 +90,7 @@ def discover_repos() -> list[dict[str, Any]]:
         raise ConfigError(f"dag_run.conf: unknown key(s) {', '.join(unknown)}; the known params are "
                           f"{', '.join(sorted(declared))}")
     settings = run_settings(context)
-    found = discover(settings.code_root, settings.active_days)
-    log.info("discover: %d checkout(s) under %s with a commit in the last %d day(s)",
-             len(found), settings.code_root, settings.active_days)
-    added = merge_discovered(settings.repos_file, [c.path for c in found])
-    for path in added:
-        log.info("discover: added %s to %s", path, settings.repos_file)
-    entries, problems = load_fleet(settings.repos_file)
+    entries, problems, _ = run_fleet(settings)
     for problem in problems:
         log.error("repos.yaml: skipping a bad entry: %s", problem)
     for entry in entries:
