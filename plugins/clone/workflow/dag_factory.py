@@ -138,9 +138,12 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
     if holder:
         raise AirflowSkipException(f"{entry.name}: another pass is working on this repo ({holder}); skipped "
                                    "so that two agents never share a repo")
-    try:  # the lease lists the pass's process groups: if this task is killed, the next run kills them
+    # The lease lists the pass's process groups (if this task is killed, the next run kills them) and
+    # carries its heartbeat (if this task is killed, the next run need not wait for Airflow to notice).
+    try:
         with runner.watching(lambda pgid: lease.record_group(workspace, entry.name, run_id, pgid),
-                             lambda pgid: lease.forget_group(workspace, entry.name, run_id, pgid)):
+                             lambda pgid: lease.forget_group(workspace, entry.name, run_id, pgid)), \
+                lease.beating(workspace, entry.name, run_id, settings.lease_heartbeat_seconds):
             return run_pass(entry, settings, run_id)
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
