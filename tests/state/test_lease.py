@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 
-from clone.state import lease
+from clone.state import heartbeat, lease
 from clone.util import runner
 
 HOUR = 3600.0
@@ -182,7 +182,7 @@ def test_the_heartbeat_is_refreshed_while_the_pass_works_and_cleared_after(tmp_p
     assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet") is None
     path = lease.lease_path(tmp_path, "app")
     seen = []
-    with lease.beating(tmp_path, "app", "run-1", every=0.1):
+    with heartbeat.beating(tmp_path, "app", "run-1", every=0.1):
         for _ in range(6):
             time.sleep(0.1)
             seen.append(json.loads(path.read_text())["heartbeat"])
@@ -213,6 +213,21 @@ def test_a_silent_holder_is_taken_over_with_a_log_line_and_never_written_after(t
 
 def test_no_heartbeat_when_it_is_turned_off(tmp_path):
     assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet") is None
-    with lease.beating(tmp_path, "app", "run-1", every=0):
+    with heartbeat.beating(tmp_path, "app", "run-1", every=0):
         pass
     assert "heartbeat" not in json.loads(lease.lease_path(tmp_path, "app").read_text())
+
+
+def test_the_summarys_release_kills_what_its_killed_pass_left(tmp_path, caplog):
+    # A worker killed mid-pass and failed by Airflow later: nobody took the lease over, the run's own
+    # summary releases it; the daemon must not outlive the release and write into the next pass.
+    assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet") is None
+    with runner.watching(lambda pgid: lease.record_group(tmp_path, "app", "run-1", pgid),
+                         lambda pgid: lease.forget_group(tmp_path, "app", "run-1", pgid)):
+        _, daemon = daemon_left_behind(120)
+    assert not lease.release(tmp_path, "app", "run-2") and daemon.is_running()  # not its lease
+    with caplog.at_level(logging.WARNING, logger="clone.state.lease"):
+        assert lease.release_all(tmp_path, "run-1") == ["app"]
+    assert not daemon.is_running() or daemon.status() == psutil.STATUS_ZOMBIE
+    assert f"app: killed 1 process(es) left by run run-1: {daemon.pid}" in caplog.text
+    assert not lease.lease_path(tmp_path, "app").exists()

@@ -13,7 +13,7 @@ and the lease is taken over at once. Only when the state cannot be told (a lease
 older Clone, the lookup failed) is the lease trusted until it is ``stale_after`` seconds old.
 
 A run's state lags a killed worker (``running`` until the scheduler's heartbeat timeout), so while
-the pass works it also refreshes the lease's ``heartbeat`` every ``heartbeat_every`` s (:func:`beating`).
+the pass works it also refreshes the lease's ``heartbeat`` every ``heartbeat_every`` s (:mod:`clone.state.heartbeat`).
 A heartbeat older than ``HEARTBEAT_MISSES`` intervals is ``silent``: nobody works on the repo, whatever the
 run's state says; it is taken over like a dead one. Between tasks it is cleared (the state decides).
 """
@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -251,40 +250,19 @@ def beat(workspace: Path, repo: str, run_id: str, every: float, working: bool = 
         _write(path, data)
 
 
-@contextlib.contextmanager
-def beating(workspace: Path, repo: str, run_id: str, every: float):
-    """While the block runs, refresh ``run_id``'s lease heartbeat every ``every`` seconds (0: never)."""
-    if every <= 0:
-        yield
-        return
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(every):
-            try:
-                beat(workspace, repo, run_id, every)
-            except Exception:  # noqa: BLE001 - a missed beat is survivable, a dead heartbeat thread is not
-                log.exception("%s: could not refresh the lease heartbeat", repo)
-
-    beat(workspace, repo, run_id, every)
-    thread = threading.Thread(target=loop, name=f"lease-heartbeat-{repo}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=every + 5)
-        beat(workspace, repo, run_id, every, working=False)
-
-
 def release(workspace: Path, repo: str, run_id: str) -> bool:
-    """Give the lease back if ``run_id`` holds it."""
+    """Give the lease back if ``run_id`` holds it, killing what is left of the process groups it lists."""
     path = lease_path(workspace, repo)
     if not path.exists():
         return False
     with yamlio.locked(path):
-        if _read(path).get("run_id") != run_id:
+        data = _read(path)
+        if data.get("run_id") != run_id:
             return False
+        killed = kill_leftovers(data.get("groups") or [])  # the run is over: what its passes left is not
+        if killed:
+            log.warning("%s: killed %d process(es) left by run %s: %s", repo, len(killed), run_id,
+                        ", ".join(killed))
         path.unlink(missing_ok=True)
     return True
 

@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
-from clone.state import lease
+from clone.state import heartbeat, lease
 from clone.util import runner
 from clone.workflow.controls import fleet_paused, skip_if_paused
 from clone.fleet.discover import discover
@@ -143,7 +143,7 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
     try:
         with runner.watching(lambda pgid: lease.record_group(workspace, entry.name, run_id, pgid),
                              lambda pgid: lease.forget_group(workspace, entry.name, run_id, pgid)), \
-                lease.beating(workspace, entry.name, run_id, settings.lease_heartbeat_seconds):
+                heartbeat.beating(workspace, entry.name, run_id, settings.lease_heartbeat_seconds):
             return run_pass(entry, settings, run_id)
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
