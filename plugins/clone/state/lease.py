@@ -12,8 +12,8 @@ other state (failed, success, gone) is dead, so whatever is left of its process 
 and the lease is taken over at once. Only when the state cannot be told (a lease written by an
 older Clone, the lookup failed) is the lease trusted until it is ``stale_after`` seconds old.
 
-A run's state lags a killed worker (``running`` until the scheduler's heartbeat timeout), so while
-the pass works it also refreshes the lease's ``heartbeat`` every ``heartbeat_every`` s (:mod:`clone.state.heartbeat`).
+A run's state lags a killed worker (``running`` until the scheduler's heartbeat timeout), so while the
+pass works it refreshes the lease's ``heartbeat`` every ``heartbeat_every`` s (:mod:`clone.state.heartbeat`).
 A heartbeat older than ``HEARTBEAT_MISSES`` intervals is ``silent``: nobody works on the repo, whatever the
 run's state says; it is taken over like a dead one. Between tasks it is cleared (the state decides).
 """
