@@ -101,9 +101,9 @@ def test_502_bursts_on_every_github_call_of_the_chain_still_end_green(tmp_path: 
         try:
             api = Api(port)
             client = api.client
-            wait_for("every component to report healthy", api.healthy, 120, standalone, log)
+            wait_for("every component to report healthy", api.healthy, 240, standalone, log)
             log_in_as_admin(api, home, standalone, log)
-            wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 90, standalone, log)
+            wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 180, standalone, log)
             assert client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
             for _ in range(REPEATS):
                 for method, pattern in CALLS.values():
