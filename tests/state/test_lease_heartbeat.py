@@ -74,6 +74,7 @@ def test_a_killed_workers_lease_is_taken_over_while_its_run_still_shows_running(
     port = free_port()
     env = standalone_env(home, dags, port, {
         "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",  # a loaded 2-core machine: not the 5 s default
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test makes
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "password": "ghp_unused"}),

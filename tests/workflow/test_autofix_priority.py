@@ -10,8 +10,7 @@ called (its log) is the order the pool handed out its slot:
   autofix as soon as the slot frees, ahead of the queued passes;
 - ``before`` (the DAG as it was: no priority, Airflow's default ``downstream`` weight rule, which weighs a
   pass above an autofix because more tasks follow it: 7 against 4) must start it only after every pass, the
-  reproduction. On a loaded 2-core machine this variant's ``discover`` could not start (its first call to
-  the execution API timed out, 3 of 3 tries), so it runs only with ``AUTOFIX_PRIORITY_BEFORE=1``.
+  reproduction; it runs only with ``AUTOFIX_PRIORITY_BEFORE=1``.
 
 Prints the autofix's start position among the agent calls.
 """
@@ -90,6 +89,7 @@ def test_an_autofix_queued_behind_passes_goes_first(tmp_path: Path, clone_env, v
                     start_after_polls=1, complete_after_polls=1)
         env = standalone_env(home, dags, port, {
             "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",  # a loaded 2-core machine: not the 5 s default
             "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url, "password": TOKEN}),
         })
         env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})

@@ -13,6 +13,8 @@ the re-run of failed jobs, and in pr mode opening, updating and merging the pull
 Every run must still end green with the work on the remotes. Only HTTP behaviour is relied on (what the fake
 GitHub answered and received), never the client's internals, so the test holds whatever client Clone uses.
 It prints runs ok / total and the 502s answered per call (``BURST_REPEATS`` runs, default 3).
+``BURST_GITHUB_RETRIES=0`` sets ``CLONE_GITHUB_RETRIES=0`` (no retry, as before the fix): the reproduction,
+expected to fail.
 """
 
 from __future__ import annotations
@@ -84,12 +86,15 @@ def test_502_bursts_on_every_github_call_of_the_chain_still_end_green(tmp_path: 
         gh.add_repo("acme/delta", bare_path=delta_remote, start_after_polls=1, complete_after_polls=2)
         env = standalone_env(home, dags, port, {
             "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",  # a loaded 2-core machine: not the 5 s default
             "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "host": gh.url, "password": TOKEN}),
         })
         env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
         env.update({"CLONE_SCHEDULE": "none", "AIRFLOW_VAR_CLONE_PAUSED": "false", "CLONE_CI_POLL_SECONDS": "1",
                     "CLONE_CI_TIMEOUT_MINUTES": "5", "CLONE_CI_START_GRACE_SECONDS": "60",
                     "CLONE_DEFER_SETTLE_SECONDS": "10", "CLONE_PR_AUTOMERGE": "1", "GITHUB_TOKEN": TOKEN})
+        if os.environ.get("BURST_GITHUB_RETRIES"):
+            env["CLONE_GITHUB_RETRIES"] = os.environ["BURST_GITHUB_RETRIES"]
         for args in (("db", "migrate"), ("pools", "set", "clone_agent", "3", "agent processes")):
             done = airflow(env, *args, timeout=180)
             assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
