@@ -10,7 +10,7 @@ called (its log) is the order the pool handed out its slot:
   autofix as soon as the slot frees, ahead of the queued passes;
 - ``before`` (the DAG as it was: no priority, Airflow's default ``downstream`` weight rule, which weighs a
   pass above an autofix because more tasks follow it: 7 against 4) must start it only after every pass, the
-  reproduction; it runs only with ``AUTOFIX_PRIORITY_BEFORE=1``.
+  reproduction (measured: 6th of 6 calls, against 3rd of 6 now); it runs only with ``AUTOFIX_PRIORITY_BEFORE=1``.
 
 Prints the autofix's start position among the agent calls.
 """
