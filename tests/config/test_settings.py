@@ -60,3 +60,11 @@ def test_relative_paths_resolve(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = load_settings({"CLONE_REPOS_FILE": "fleet.yaml"})
     assert s.repos_file == Path(tmp_path / "fleet.yaml").resolve()
+
+
+def test_lease_heartbeat_defaults_to_30_s_and_rejects_a_negative_interval(tmp_path):
+    env = {"HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "af")}
+    assert load_settings(env).lease_heartbeat_seconds == 30
+    assert load_settings({**env, "CLONE_LEASE_HEARTBEAT_SECONDS": "0"}).lease_heartbeat_seconds == 0
+    with pytest.raises(ConfigError, match="CLONE_LEASE_HEARTBEAT_SECONDS='-1' must be at least 0"):
+        load_settings({**env, "CLONE_LEASE_HEARTBEAT_SECONDS": "-1"})

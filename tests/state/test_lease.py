@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 
-from clone.state import lease
+from clone.state import heartbeat, lease
 from clone.util import runner
 
 HOUR = 3600.0
@@ -158,3 +158,76 @@ def test_a_watcher_that_raises_never_fails_the_command():
 
     with runner.watching(broken, broken):
         assert runner.run(("true",), cwd="/", env={"PATH": "/usr/bin:/bin"}, timeout=30).ok
+
+
+@pytest.mark.parametrize(("beat", "every", "state", "expected"), [
+    (-10.0, 30.0, "running", "busy"),  # beating: a working pass
+    (-119.0, 30.0, "running", "busy"),  # three missed beats are not yet silence
+    (-121.0, 30.0, "running", "silent"),  # four are, although the run still shows running
+    (-121.0, 30.0, None, "silent"),  # also when the state cannot be told
+    (-121.0, 30.0, "failed", "dead"),  # a dead run is said as such
+    (None, 30.0, "running", "busy"),  # between tasks (cleared heartbeat): the state decides
+    ("soon", 30.0, "running", "busy"),  # a malformed heartbeat is no evidence of death
+    (-121.0, 0, "running", "busy"),
+    (-121.0, True, "running", "busy"),
+])
+def test_a_holder_that_stopped_heartbeating_is_silent(beat, every, state, expected):
+    now = 10 * HOUR
+    holder = {"run_id": "other", "since": now - 60, "heartbeat_every": every,
+              "heartbeat": now + beat if isinstance(beat, float) else beat}
+    assert lease.verdict(holder, "mine", state, now, stale_after=HOUR) == expected
+
+
+def test_the_heartbeat_is_refreshed_while_the_pass_works_and_cleared_after(tmp_path):
+    assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet") is None
+    path = lease.lease_path(tmp_path, "app")
+    seen = []
+    with heartbeat.beating(tmp_path, "app", "run-1", every=0.1):
+        for _ in range(6):
+            time.sleep(0.1)
+            seen.append(json.loads(path.read_text())["heartbeat"])
+        alive = states("running")
+        assert lease.acquire(tmp_path, "app", "run-2", HOUR, dag_id="clone_fleet", run_state=alive) is not None
+    assert len(set(seen)) >= 4 and max(seen) > time.time() - 0.5, seen
+    after = json.loads(path.read_text())
+    assert after["heartbeat"] is None and after["heartbeat_every"] == 0.1 and after["run_id"] == "run-1"
+    # cleared: a later contender waits for the run's state however long the CI wait takes
+    assert lease.acquire(tmp_path, "app", "run-2", HOUR, now=time.time() + 600, dag_id="clone_fleet",
+                         run_state=states("running")) is not None
+
+
+def test_a_silent_holder_is_taken_over_with_a_log_line_and_never_written_after(tmp_path, caplog):
+    assert lease.acquire(tmp_path, "app", "run-1", HOUR, now=0, dag_id="clone_fleet") is None
+    lease.beat(tmp_path, "app", "run-1", every=30)
+    path = lease.lease_path(tmp_path, "app")
+    beat = json.loads(path.read_text())["heartbeat"]
+    caplog.set_level(logging.WARNING, logger="clone.state.lease")
+    assert lease.acquire(tmp_path, "app", "run-2", HOUR, now=beat + 125, dag_id="clone_fleet",
+                         run_state=states("running")) is None
+    assert json.loads(path.read_text())["run_id"] == "run-2"
+    assert ("app: taking over the lease of silent holder run run-1 of clone_fleet (its pass stopped "
+            "heartbeating 125 s ago (limit 4 x 30 s), its run running)") in caplog.text
+    lease.beat(tmp_path, "app", "run-1", every=30)  # the old holder's thread, if it ever wakes up
+    assert json.loads(path.read_text()).get("heartbeat") is None
+
+
+def test_no_heartbeat_when_it_is_turned_off(tmp_path):
+    assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet") is None
+    with heartbeat.beating(tmp_path, "app", "run-1", every=0):
+        pass
+    assert "heartbeat" not in json.loads(lease.lease_path(tmp_path, "app").read_text())
+
+
+def test_the_summarys_release_kills_what_its_killed_pass_left(tmp_path, caplog):
+    # A worker killed mid-pass and failed by Airflow later: nobody took the lease over, the run's own
+    # summary releases it; the daemon must not outlive the release and write into the next pass.
+    assert lease.acquire(tmp_path, "app", "run-1", HOUR, dag_id="clone_fleet") is None
+    with runner.watching(lambda pgid: lease.record_group(tmp_path, "app", "run-1", pgid),
+                         lambda pgid: lease.forget_group(tmp_path, "app", "run-1", pgid)):
+        _, daemon = daemon_left_behind(120)
+    assert not lease.release(tmp_path, "app", "run-2") and daemon.is_running()  # not its lease
+    with caplog.at_level(logging.WARNING, logger="clone.state.lease"):
+        assert lease.release_all(tmp_path, "run-1") == ["app"]
+    assert not daemon.is_running() or daemon.status() == psutil.STATUS_ZOMBIE
+    assert f"app: killed 1 process(es) left by run run-1: {daemon.pid}" in caplog.text
+    assert not lease.lease_path(tmp_path, "app").exists()

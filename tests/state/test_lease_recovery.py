@@ -89,7 +89,7 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
     try:
         api = Api(port)
         client = api.client
-        wait_for("every component to report healthy", api.healthy, 90, standalone, log)
+        wait_for("every component to report healthy", api.healthy, 240, standalone, log)
         log_in_as_admin(api, home, standalone, log)
         wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
         assert client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200

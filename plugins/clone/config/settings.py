@@ -72,6 +72,7 @@ class Settings:
     ci_rerun_failed: bool = True
     defer_settle_seconds: float = 30
     task_retries: int = 2
+    lease_heartbeat_seconds: float = 30
 
     max_tokens_per_pass: int = 0
     max_tokens_per_run: int = 0
@@ -217,6 +218,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ci_rerun_failed=read.flag("CLONE_CI_RERUN_FAILED", True),
         defer_settle_seconds=read.number("CLONE_DEFER_SETTLE_SECONDS", 30),
         task_retries=read.integer("CLONE_TASK_RETRIES", 2),
+        lease_heartbeat_seconds=read.number("CLONE_LEASE_HEARTBEAT_SECONDS", 30),
         push_mode=read.choice("CLONE_PUSH_MODE", "direct", PUSH_MODES),
         pr_automerge=read.flag("CLONE_PR_AUTOMERGE", False),
         max_tokens_per_pass=read.integer("CLONE_MAX_TOKENS_PER_PASS", 0),

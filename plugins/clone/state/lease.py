@@ -11,6 +11,11 @@ A second run asks Airflow for the holding run's state (:func:`dagrun_state`): wh
 other state (failed, success, gone) is dead, so whatever is left of its process groups is killed
 and the lease is taken over at once. Only when the state cannot be told (a lease written by an
 older Clone, the lookup failed) is the lease trusted until it is ``stale_after`` seconds old.
+
+A run's state lags a killed worker (``running`` until the scheduler's heartbeat timeout), so while the
+pass works it refreshes the lease's ``heartbeat`` every ``heartbeat_every`` s (:mod:`clone.state.heartbeat`).
+A heartbeat older than ``HEARTBEAT_MISSES`` intervals is ``silent``: nobody works on the repo, whatever the
+run's state says; it is taken over like a dead one. Between tasks it is cleared (the state decides).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ GONE = "gone"
 RunState = Callable[[str, str], "str | None"]
 #: A process started this long before the recorded leader start still counts as the same (clock rounding).
 _START_SLACK_SECONDS = 1.0
+#: A working holder whose heartbeat is older than this many of its intervals has stopped working.
+HEARTBEAT_MISSES = 4
 
 
 def lease_path(workspace: Path, repo: str) -> Path:
@@ -82,15 +89,19 @@ def verdict(holder: dict, run_id: str, state: str | None, now: float, stale_afte
     """What a pass of ``run_id`` may do with a lease ``holder`` (the file's content, ``{}`` if none).
 
     ``free`` (no lease), ``ours`` (held by ``run_id`` already: an earlier attempt of this run),
-    ``busy`` (a live run holds it), ``dead`` (its run is over), ``stale`` (state unknown and older
-    than ``stale_after``). ``state`` is the holder's run state, or None when it is not known.
+    ``busy`` (a live run holds it), ``dead`` (its run is over), ``silent`` (its pass stopped heartbeating),
+    ``stale`` (state unknown, older than ``stale_after``). ``state``: the holder's run state or None.
     """
     if not holder:
         return "free"
     if holder.get("run_id") == run_id:
         return "ours"
+    if state is not None and state not in LIVE_STATES:
+        return "dead"
+    if silence(holder, now) is not None:
+        return "silent"
     if state is not None:
-        return "busy" if state in LIVE_STATES else "dead"
+        return "busy"
     age = now - float(holder.get("since", 0) or 0)
     return "busy" if age < stale_after else "stale"
 
@@ -117,11 +128,13 @@ def acquire(workspace: Path, repo: str, run_id: str, stale_after: float, now: fl
         if decision == "busy":
             age = now - float(holder.get("since", 0) or 0)
             return f"{who} (since {age / 60:.0f} min{f', {state}' if state else ''})"
-        if decision in ("dead", "stale"):
-            why = (f"its run is {state}" if decision == "dead"
-                   else f"it is older than {stale_after / 3600:.1f} h")
-            log.warning("%s: taking over the lease of dead holder %s of %s (%s)", repo, who,
-                        holder.get("dag_id", "?"), why)
+        if decision in ("dead", "silent", "stale"):
+            quiet = silence(holder, now) or 0
+            why = {"dead": f"its run is {state}", "stale": f"it is older than {stale_after / 3600:.1f} h",
+                   "silent": f"its pass stopped heartbeating {quiet:.0f} s ago (limit {HEARTBEAT_MISSES} x "
+                             f"{holder.get('heartbeat_every')} s), its run {state or 'unknown'}"}[decision]
+            log.warning("%s: taking over the lease of %s holder %s of %s (%s)", repo,
+                        "silent" if decision == "silent" else "dead", who, holder.get("dag_id", "?"), why)
         killed = kill_leftovers(holder.get("groups") or [])
         if killed:
             log.warning("%s: killed %d process(es) left by %s: %s", repo, len(killed), who,
@@ -195,7 +208,7 @@ def _group_alive(pgid: Any) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists, under another user
     return True
 
 
@@ -215,14 +228,41 @@ def _update_groups(workspace: Path, repo: str, run_id: str, add: dict | None = N
         _write(path, data)
 
 
+def silence(holder: dict, now: float) -> float | None:
+    """Seconds since a working holder's last heartbeat when that is over ``HEARTBEAT_MISSES`` of its
+    intervals, else None (not silent: beating, between tasks, or an older Clone that never beat)."""
+    beat, every = holder.get("heartbeat"), holder.get("heartbeat_every")
+    if not all(type(v) in (int, float) for v in (beat, every)) or every <= 0:
+        return None
+    return now - beat if now - beat > HEARTBEAT_MISSES * every else None
+
+
+def beat(workspace: Path, repo: str, run_id: str, every: float, working: bool = True) -> None:
+    """Stamp ``run_id``'s lease with a heartbeat (``working``) or clear it (its task stops working)."""
+    path = lease_path(workspace, repo)
+    if not path.exists():
+        return
+    with yamlio.locked(path):
+        data = _read(path)
+        if data.get("run_id") != run_id:
+            return  # taken over: never write into another run's lease
+        data.update(heartbeat=time.time() if working else None, heartbeat_every=every)
+        _write(path, data)
+
+
 def release(workspace: Path, repo: str, run_id: str) -> bool:
-    """Give the lease back if ``run_id`` holds it."""
+    """Give the lease back if ``run_id`` holds it, killing what is left of the process groups it lists."""
     path = lease_path(workspace, repo)
     if not path.exists():
         return False
     with yamlio.locked(path):
-        if _read(path).get("run_id") != run_id:
+        data = _read(path)
+        if data.get("run_id") != run_id:
             return False
+        killed = kill_leftovers(data.get("groups") or [])  # the run is over: what its passes left is not
+        if killed:
+            log.warning("%s: killed %d process(es) left by run %s: %s", repo, len(killed), run_id,
+                        ", ".join(killed))
         path.unlink(missing_ok=True)
     return True
 

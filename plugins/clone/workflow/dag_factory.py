@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
-from clone.state import lease
+from clone.state import heartbeat, lease
 from clone.util import runner
 from clone.workflow.controls import fleet_paused, skip_if_paused
 from clone.fleet.github_fleet import run_fleet
@@ -133,9 +133,12 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
     if holder:
         raise AirflowSkipException(f"{entry.name}: another pass is working on this repo ({holder}); skipped "
                                    "so that two agents never share a repo")
-    try:  # the lease lists the pass's process groups: if this task is killed, the next run kills them
+    # The lease lists the pass's process groups (if this task is killed, the next run kills them) and
+    # carries its heartbeat (if this task is killed, the next run need not wait for Airflow to notice).
+    try:
         with runner.watching(lambda pgid: lease.record_group(workspace, entry.name, run_id, pgid),
-                             lambda pgid: lease.forget_group(workspace, entry.name, run_id, pgid)):
+                             lambda pgid: lease.forget_group(workspace, entry.name, run_id, pgid)), \
+                heartbeat.beating(workspace, entry.name, run_id, settings.lease_heartbeat_seconds):
             return run_pass(entry, settings, run_id)
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
