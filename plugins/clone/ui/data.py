@@ -1,0 +1,110 @@
+"""Read what the DAG runs recorded from Airflow's metadata DB (the api-server's ORM session): the
+``fleet_record`` XCom of each ``clone_fleet*`` run's summary, the ``ideas`` XCom of ``clone_ideas``
+runs, and the kill switch Variable. Nothing is read from any disk, so a distributed deployment works.
+Finished records never change, so parsed ones are kept in memory keyed by their XCom's timestamp."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+RECORD_KEY = "fleet_record"  # clone.workflow.fleet_record.RECORD_KEY (not imported: no DAG code here)
+IDEAS_KEY = "ideas"
+FLEET_DAG = "clone_fleet"
+IDEAS_DAG = "clone_ideas"
+PAUSE_VARIABLE = "clone_paused"
+CACHE_SIZE = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run's record, as the page needs it."""
+
+    dag_id: str
+    run_id: str
+    started: dt.datetime
+    state: str
+    record: Mapping[str, Any]
+
+
+_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _parse(value: Any) -> Any:
+    """An XCom value as stored: JSON already decoded, or a JSON string (older serialisations)."""
+    if isinstance(value, (bytes, str)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _cached(key: tuple[Any, ...], value: Any) -> Any:
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    parsed = _parse(value)
+    with _lock:
+        _cache[key] = parsed
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return parsed
+
+
+def fleet_dag_ids(session: Any) -> list[str]:
+    """``clone_fleet`` and any ``clone_fleet__*`` DAG known to Airflow."""
+    from airflow.models.dag import DagModel
+
+    stmt = select(DagModel.dag_id).where(or_(DagModel.dag_id == FLEET_DAG,
+                                             DagModel.dag_id.like(f"{FLEET_DAG}\\_\\_%", escape="\\")))
+    return sorted(session.scalars(stmt))
+
+
+def _records(session: Any, dag_ids: Sequence[str], task_id: str, key: str, since: dt.datetime,
+             lazy_value: bool = True) -> list[RunRecord]:
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+
+    if not dag_ids:
+        return []
+    stmt = (select(DagRun.dag_id, DagRun.run_id, DagRun.start_date, DagRun.state, XComModel.dag_run_id,
+                   XComModel.timestamp, XComModel.value)
+            .join(XComModel, and_(XComModel.dag_run_id == DagRun.id, XComModel.task_id == task_id,
+                                  XComModel.key == key, XComModel.map_index == -1))
+            .where(DagRun.dag_id.in_(list(dag_ids)), DagRun.start_date >= since)
+            .order_by(DagRun.start_date))
+    found = []
+    for dag_id, run_id, started, state, run_pk, stamp, value in session.execute(stmt):
+        parsed = _cached((run_pk, key, stamp), value)
+        if isinstance(parsed, (Mapping, list)):
+            found.append(RunRecord(dag_id, run_id, started, str(state), parsed))
+    return found
+
+
+def fleet_records(session: Any, dag_ids: Sequence[str], since: dt.datetime) -> list[RunRecord]:
+    """Every fleet run since ``since`` with a record, oldest first."""
+    return [r for r in _records(session, dag_ids, "summary", RECORD_KEY, since) if isinstance(r.record, Mapping)]
+
+
+def idea_records(session: Any, since: dt.datetime) -> list[RunRecord]:
+    """Every ``clone_ideas`` run since ``since`` that recorded its ideas, oldest first."""
+    return _records(session, [IDEAS_DAG], "summary", IDEAS_KEY, since)
+
+
+def fleet_paused(session: Any) -> bool:
+    """The kill switch as it is now (the Airflow Variable ``clone_paused``)."""
+    from airflow.models.variable import Variable
+
+    row = session.scalar(select(Variable).where(Variable.key == PAUSE_VARIABLE))
+    value = row.val if row is not None else "false"
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
