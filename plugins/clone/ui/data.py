@@ -62,11 +62,11 @@ def _cached(key: tuple[Any, ...], value: Any) -> Any:
 
 
 def fleet_dag_ids(session: Any) -> list[str]:
-    """``clone_fleet`` and any ``clone_fleet__*`` DAG known to Airflow."""
-    from airflow.models.dag import DagModel
+    """``clone_fleet`` and any ``clone_fleet__*`` DAG that has runs."""
+    from airflow.models.dagrun import DagRun
 
-    stmt = select(DagModel.dag_id).where(or_(DagModel.dag_id == FLEET_DAG,
-                                             DagModel.dag_id.like(f"{FLEET_DAG}\\_\\_%", escape="\\")))
+    stmt = select(DagRun.dag_id).distinct().where(or_(DagRun.dag_id == FLEET_DAG,
+                                                      DagRun.dag_id.like(f"{FLEET_DAG}\\_\\_%", escape="\\")))
     return sorted(session.scalars(stmt))
 
 

@@ -36,9 +36,10 @@ def _row(row: Mapping[str, Any], prefix: str) -> str:
     links = row.get("links") or {}
     sha = str(row.get("sha") or "")[:10]
     incidents = row.get("incidents") or []
+    history = prefix + "/repos/" + quote(row["repo"], safe="")
     return "".join([
         f'<tr data-repo="{escape(row["repo"])}" data-state="{escape(row["state"])}">',
-        f'<td>{_a(f"{prefix}/repos/{quote(row["repo"], safe="")}", row["repo"])}</td>',
+        f'<td>{_a(history, row["repo"])}</td>',
         f'<td class="state-{escape(row["state"])}" data-col="state">{escape(row["state"])}'
         f'{"<br><span class=muted>" + escape(row["reason"]) + "</span>" if row.get("reason") else ""}</td>',
         f'<td data-col="when">{escape(row.get("when") or "never")}</td>',

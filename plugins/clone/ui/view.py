@@ -65,10 +65,9 @@ def fleet_rows(records: Sequence[RunRecord], now: dt.datetime, *, paused: bool, 
             if entry.get("outcome") in ("pushed", "autofixed", "no change") and entry.get("ci") in ("success", "-"):
                 incidents[repo] = []  # a clean pass: earlier incidents are behind the repo
             incidents[repo] += [str(i) for i in entry.get("incidents") or ()]
-    disabled = {}
-    if records:
-        disabled = {str(d.get("repo")): str(d.get("reason") or "disabled")
-                    for d in records[-1].record.get("disabled") or () if isinstance(d, Mapping) and d.get("repo")}
+    latest = next((r.record.get("disabled") for r in reversed(records) if "disabled" in r.record), None)
+    disabled = {str(d.get("repo")): str(d.get("reason") or "disabled")
+                for d in latest or () if isinstance(d, Mapping) and d.get("repo")}
     rows = []
     for repo in sorted(set(last) | set(disabled)):
         run, entry = last.get(repo, (None, {}))
