@@ -68,6 +68,7 @@ class WebhookSink(LocalServer):
     def __init__(self) -> None:
         self._host, self._port = "127.0.0.1", 0
         self.posts: list[dict[str, Any]] = []
+        self.http_log: list[tuple[str, str, int]] = []  # LocalHandler._send appends to it
         self.lock = threading.Lock()
         self._lock = threading.Lock()  # LocalServer's own
 

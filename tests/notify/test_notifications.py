@@ -88,6 +88,8 @@ def test_messages_reach_a_real_smtp_server_and_webhook_through_airflows_notifier
         assert messages == [] and len(state["held"]) == 2
         messages, state = digest.plan([], state, 3700.0, **limits)
         assert deliver(messages, settings, {}) == []
+        slack_only = load_notify_settings({"CLONE_NOTIFY_SLACK_CONN_ID": "clone_hook"})
+        assert deliver([digest.single(Event("stalled", "s", "r"))], slack_only, {}) == []  # the webhook took it
         # A reason quoting Jinja reaches the reader as written (the notifiers do not render it).
         assert deliver([digest.single(Event("incident", "q", "agent said {{ 7*7 }}"))], settings, {}) == []
     subjects = smtp.subjects()
@@ -96,5 +98,5 @@ def test_messages_reach_a_real_smtp_server_and_webhook_through_airflows_notifier
     assert f"{BASE}/dags/clone_fleet/runs/r1/tasks/repo.agent_pass/mapped/2" in smtp.bodies()[1]
     assert "{{ 7*7 }}" in smtp.bodies()[3]
     texts = hook.texts()
-    assert len(texts) == 4 and texts[1].startswith("*[clone] chain failed: delta*") and "{{ 7*7 }}" in texts[3]
+    assert len(texts) == 5 and texts[1].startswith("*[clone] chain failed: delta*") and "{{ 7*7 }}" in texts[4]
     assert all(p["path"] == "/services/T000/B000/hook" for p in hook.posts)

@@ -5,7 +5,7 @@ alpha green, beta red then autofixed, delta's agent crashes, eps stalled, gamma 
 real ``clone_ideas`` run (one idea goes ACTIVE, one is BLOCKED). The page must show every row, state
 and link as recorded, the charts must hold the recorded figures, the run note must start with its
 headline, and the notifications must reach a local SMTP server and a local webhook. Screenshots go to
-``$CLONE_TEST_ARTIFACTS/fleet_page`` (default: the test's tmp dir).
+``$TEST_ARTIFACTS/fleet_page`` (default: the test's tmp dir).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -75,7 +76,7 @@ def _fleet(tmp_path: Path, clone_env: dict, gh: FakeGitHub) -> dict[str, Path]:
 
 
 def _artifacts(tmp_path: Path) -> Path:
-    root = Path(os.environ.get("CLONE_TEST_ARTIFACTS") or tmp_path)
+    root = Path(os.environ.get("TEST_ARTIFACTS") or tmp_path)
     path = root / "fleet_page"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -153,9 +154,9 @@ def test_fleet_page_shows_what_the_runs_recorded(tmp_path: Path, clone_env, chro
                         assert cell(name, "ci").locator("a").get_attribute("href") == gh.run_for(f"acme/{name}", head)["html_url"]
                         assert cell(name, "ci").inner_text() == "success"
                     run_link = cell("delta", "links").get_by_text("run").get_attribute("href")
-                    assert run_link == f"/dags/clone_fleet/runs/{run_id}"
-                    log_link = cell("delta", "links").get_by_text("log")
-                    assert log_link.get_attribute("href") == f"/dags/clone_fleet/runs/{run_id}/tasks/repo.agent_pass/mapped/2"
+                    assert run_link == f"/dags/clone_fleet/runs/{quote(run_id, safe='')}"
+                    log_href = cell("delta", "links").get_by_text("log").get_attribute("href")
+                    assert log_href == f"{run_link}/tasks/repo.agent_pass/mapped/2"
                     # Charts: today's bars hold what the run recorded.
                     today = data["series"][-1]["day"]
                     for outcome in ("pushed", "autofixed", "failed", "skipped"):
@@ -175,6 +176,9 @@ def test_fleet_page_shows_what_the_runs_recorded(tmp_path: Path, clone_env, chro
                     page.screenshot(path=str(shots / "repo_beta.png"), full_page=True)
                     page.goto(f"{base}{run_link}")
                     expect(page.get_by_text(run_id).first).to_be_visible(timeout=60_000)  # the link lands on the run
+                    page.goto(f"{base}{log_href}")  # and the log link on delta's failed pass
+                    expect(page.get_by_text("exited with code 3").first).to_be_visible(timeout=60_000)
+                    page.screenshot(path=str(shots / "delta_log.png"))
                 finally:
                     if page is not None:
                         page.screenshot(path=str(shots / "last.png"))

@@ -48,17 +48,30 @@ def _parse(value: Any) -> Any:
     return value
 
 
-def _cached(key: tuple[Any, ...], value: Any) -> Any:
+def _values(session: Any, keys: Sequence[tuple[int, str, Any]], task_id: str) -> dict[tuple[int, str, Any], Any]:
+    """The parsed XCom values for ``keys`` (dag_run pk, key, timestamp): from the cache, else from the DB
+    (only the missing ones are fetched, so a warm page parses no JSON)."""
+    from airflow.models.xcom import XComModel
+
     with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    parsed = _parse(value)
+        found = {k: _cache[k] for k in keys if k in _cache}
+        for k in found:
+            _cache.move_to_end(k)
+    missing = [k for k in keys if k not in found]
+    for chunk in range(0, len(missing), 500):
+        part = missing[chunk:chunk + 500]
+        stmt = (select(XComModel.dag_run_id, XComModel.key, XComModel.timestamp, XComModel.value)
+                .where(XComModel.dag_run_id.in_([k[0] for k in part]), XComModel.task_id == task_id,
+                       XComModel.key == part[0][1], XComModel.map_index == -1))
+        for run_pk, key, stamp, value in session.execute(stmt):
+            found[(run_pk, key, stamp)] = _parse(value)
     with _lock:
-        _cache[key] = parsed
+        for k in missing:
+            if k in found:
+                _cache[k] = found[k]
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-    return parsed
+    return found
 
 
 def fleet_dag_ids(session: Any) -> list[str]:
@@ -70,22 +83,23 @@ def fleet_dag_ids(session: Any) -> list[str]:
     return sorted(session.scalars(stmt))
 
 
-def _records(session: Any, dag_ids: Sequence[str], task_id: str, key: str, since: dt.datetime,
-             lazy_value: bool = True) -> list[RunRecord]:
+def _records(session: Any, dag_ids: Sequence[str], task_id: str, key: str, since: dt.datetime) -> list[RunRecord]:
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
 
     if not dag_ids:
         return []
     stmt = (select(DagRun.dag_id, DagRun.run_id, DagRun.start_date, DagRun.state, XComModel.dag_run_id,
-                   XComModel.timestamp, XComModel.value)
+                   XComModel.timestamp)
             .join(XComModel, and_(XComModel.dag_run_id == DagRun.id, XComModel.task_id == task_id,
                                   XComModel.key == key, XComModel.map_index == -1))
             .where(DagRun.dag_id.in_(list(dag_ids)), DagRun.start_date >= since)
             .order_by(DagRun.start_date))
+    runs = list(session.execute(stmt))
+    values = _values(session, [(run_pk, key, stamp) for *_, run_pk, stamp in runs], task_id)
     found = []
-    for dag_id, run_id, started, state, run_pk, stamp, value in session.execute(stmt):
-        parsed = _cached((run_pk, key, stamp), value)
+    for dag_id, run_id, started, state, run_pk, stamp in runs:
+        parsed = values.get((run_pk, key, stamp))
         if isinstance(parsed, (Mapping, list)):
             found.append(RunRecord(dag_id, run_id, started, str(state), parsed))
     return found
