@@ -16,6 +16,8 @@ OUTCOMES = ("pushed", "autofixed", "failed", "skipped", "no change", "local")
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # the common case, without the cost of a try
+        return value
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -54,17 +56,22 @@ def fleet_rows(records: Sequence[RunRecord], now: dt.datetime, *, paused: bool, 
     tokens7: dict[str, int] = defaultdict(int)
     tokens30: dict[str, int] = defaultdict(int)
     incidents: dict[str, list[str]] = defaultdict(list)
+    week, month = now - dt.timedelta(days=7), now - dt.timedelta(days=30)
     for run in records:
-        age = now - run.started
+        in7, in30 = run.started >= week, run.started >= month
         for entry in _entries(run):
             repo = str(entry["repo"])
             last[repo] = (run, entry)
-            tokens = _int(entry.get("tokens"))
-            tokens30[repo] += tokens if age <= dt.timedelta(days=30) else 0
-            tokens7[repo] += tokens if age <= dt.timedelta(days=7) else 0
-            if entry.get("outcome") in ("pushed", "autofixed", "no change") and entry.get("ci") in ("success", "-"):
+            if in30:
+                tokens = _int(entry.get("tokens"))
+                tokens30[repo] += tokens
+                if in7:
+                    tokens7[repo] += tokens
+            if entry.get("ci") in ("success", "-") and entry.get("outcome") in ("pushed", "autofixed", "no change"):
                 incidents[repo] = []  # a clean pass: earlier incidents are behind the repo
-            incidents[repo] += [str(i) for i in entry.get("incidents") or ()]
+            found = entry.get("incidents")
+            if found:
+                incidents[repo] += [str(i) for i in found]
     latest = next((r.record.get("disabled") for r in reversed(records) if "disabled" in r.record), None)
     disabled = {str(d.get("repo")): str(d.get("reason") or "disabled")
                 for d in latest or () if isinstance(d, Mapping) and d.get("repo")}
