@@ -99,6 +99,9 @@ def test_fleet_page_shows_what_the_runs_recorded(tmp_path: Path, clone_env, chro
             "AIRFLOW_CONN_CLONE_HOOK": json.dumps({"conn_type": "slackwebhook", "password": hook.url}),
             "CLONE_NOTIFY_SMTP_CONN_ID": "clone_smtp", "CLONE_NOTIFY_TO": "ops@example.test",
             "CLONE_NOTIFY_SLACK_CONN_ID": "clone_hook",
+            # Seen with a load average of 20 on 2 CPUs: a task's first execution-API call timed out at the
+            # default and the task failed before it started. A slow machine is not what this test is about.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         })
         for args in (("db", "migrate"), ("pools", "set", "clone_agent", "2", "agent processes")):
             result = airflow(env, *args, timeout=180)
