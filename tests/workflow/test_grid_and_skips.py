@@ -3,7 +3,7 @@
 README, "The clone_fleet DAG": each mapped instance is labelled with its repo's name in the grid, from the
 moment it starts: while its agent runs and while its CI wait is deferred, not only once it finished.
 README, "The run summary": a skipped repo's row says why (the skip's own message), a run whose repos were
-all skipped for a reason nobody chose says so on the note's first line, and a repo skipped that way again
+all skipped for a reason nobody chose says so right under the note's headline, and a repo skipped that way again
 in the next run gets its own warning.
 
 The fleet: ``app`` (a real repo with a local bare remote, mapped to the local GitHub API double whose CI run
@@ -158,6 +158,7 @@ def test_grid_labels_while_running_and_deferred_and_skip_reasons_in_the_note(tmp
     # Run 2: only busy, skipped on the lease again: said first, and as a repeat of run 1.
     assert second["state"] == "success", story
     lines = (second["note"] or "").splitlines()
-    assert lines[0] == "WARNING: every repo was skipped (lease); this run did no work", story
-    assert lines[1] == f"WARNING: busy skipped again (lease; also in run {first['dag_run_id']}: lease)", story
+    assert lines[0] == "1 repo: 0 pushed, 0 autofixed, 0 failed, 1 skipped; 0 tokens", story  # the headline
+    assert lines[2] == "WARNING: every repo was skipped (lease); this run did no work", story
+    assert lines[3] == f"WARNING: busy skipped again (lease; also in run {first['dag_run_id']}: lease)", story
     assert "every repo was skipped (lease)" in summary_log, "the summary did not log the warning"

@@ -33,6 +33,8 @@ from clone.work.push import push_branch, record_push_conflict
 from clone.config.settings import AGENT_POOL, Settings
 from clone.config.settings import schedule_from_env as settings_schedule
 from clone.workflow.run_note import set_run_note, skip_reasons
+from clone.notify.send import notify_fleet_run
+from clone.workflow.fleet_record import DISABLED_KEY, RECORD_KEY, fleet_record, headline
 from clone.workflow.summary import first_skipped, known_reason, render_table, repo_rows, warnings
 from clone.config.timeouts import AUTOFIX_PRIORITY, PASS_PRIORITY, execution_timeouts
 from clone.work.workspace import identity
@@ -96,6 +98,8 @@ def discover_repos() -> list[dict[str, Any]]:
     for entry in entries:
         if not entry.enabled:
             log.info("discover: %s is disabled (enabled: false); not touched", entry.name)
+    context["ti"].xcom_push(key=DISABLED_KEY, value=[{"repo": e.name, "reason": "enabled: false in repos.yaml"}
+                                                     for e in entries if not e.enabled])
     enabled = [e for e in entries if e.enabled]
     wanted = list(context["params"].get("repos") or [])
     if wanted:
@@ -276,7 +280,11 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     notes = warnings(rows, *previous_summary(ti))
     for note in notes:
         log.warning("%s", note)
-    table = render_table(rows, notes)
+    record = fleet_record(rows, results, disabled=ti.xcom_pull(task_ids="discover", key=DISABLED_KEY) or [],
+                          budget_tokens=settings.max_tokens_per_run, paused=fleet_paused())
+    ti.xcom_push(key=RECORD_KEY, value=record)  # what the Clone fleet page reads
+    notify_fleet_run(ti, record, RECORD_KEY)
+    table = headline(rows) + "\n\n" + render_table(rows, notes)
     log.info("run summary:\n%s", table)
     why_not = set_run_note(ti.dag_id, ti.run_id, table)
     if why_not:

@@ -20,6 +20,7 @@ from clone.workflow.dag_factory import DAG_DEFAULTS
 from clone.errors import CloneError
 from clone.github.api import GitHubApi
 from clone.github.connection import endpoint_for
+from clone.notify.send import notify_ideas_run
 from clone.ideas.ideas_file import BLOCKED, STATUSES, Idea, load_ideas
 from clone.operators.ci import REPO_LABEL, label
 from clone.config.settings import AGENT_POOL, Settings, load_settings, schedule_from_env
@@ -27,6 +28,7 @@ from clone.config.settings import AGENT_POOL, Settings, load_settings, schedule_
 log = logging.getLogger(__name__)
 
 DEFAULT_IDEAS_SCHEDULE = Settings.ideas_schedule
+IDEAS_KEY = "ideas"  # the summary's XCom of the ideas the run worked on, as they stand after it
 
 
 def ideas_schedule_from_env() -> str | None:
@@ -134,6 +136,9 @@ def summary(worked: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found, _ = load_ideas(settings.ideas_file) if ids else ([], [])
     rows = [idea for idea in found if idea.id in ids]
     log.info("ideas summary:\n%s", render_rows(rows))
+    ti = get_current_context()["ti"]
+    ti.xcom_push(key=IDEAS_KEY, value=[idea.to_dict() for idea in rows])  # for the Clone fleet page
+    notify_ideas_run(ti, [idea.to_dict() for idea in rows])
     blocked = [idea.id for idea in rows if idea.status == BLOCKED]
     if blocked:
         raise CloneError(f"{len(blocked)} of {len(rows)} idea(s) BLOCKED: {', '.join(blocked)} "

@@ -1,0 +1,2 @@
+"""Notifications: the events a person must hear about (a chain failed, an incident, a stall, a budget
+reached, a BLOCKED idea), rate-limited into digests and sent through Airflow notifiers (SMTP, Slack)."""
