@@ -52,7 +52,8 @@ def test_conflict_aborts_cleanly_and_records_an_incident(setup):
         push_branch(ws, "main")
     assert not (ws.path / ".git" / "rebase-merge").exists()
     assert git(bare, "rev-parse", "main") == human  # nothing of ours landed; nothing forced over theirs
-    ref = record_push_conflict(ws, "main", "app", err.value, "run-1")
+    ref, where = record_push_conflict(ws, "main", "app", err.value, "run-1")
+    assert where == "pushed to main"
     assert git(ws.path, "rev-parse", ref) == ours  # our work is kept
     assert log_subjects(bare)[:2] == ["clone: record push-conflict incident", "human change"]
     incidents = show(bare, "main", "INCIDENTS.md")
