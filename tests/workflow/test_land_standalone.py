@@ -80,9 +80,9 @@ def test_gated_chain_lands_as_land_and_a_blocked_pass_keeps_its_incident_off_mai
         try:
             api = Api(port)
             client = api.client
-            wait_for("every component to report healthy", api.healthy, 90, standalone, log)
+            wait_for("every component to report healthy", api.healthy, 300, standalone, log)
             log_in_as_admin(api, home, standalone, log)
-            wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
+            wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 180, standalone, log)
             assert client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
             made = client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": dt.datetime.now(dt.timezone.utc).isoformat(), "conf": {}})
             assert made.status_code == 200, made.text
@@ -93,7 +93,7 @@ def test_gated_chain_lands_as_land_and_a_blocked_pass_keeps_its_incident_off_mai
                 body = answer.json() if answer is not None and answer.status_code == 200 else {}
                 return body if body.get("state") in ("success", "failed") else None
 
-            run = wait_for("the run to finish", finished, 300, standalone, log, interval=1)
+            run = wait_for("the run to finish", finished, 600, standalone, log, interval=1)
             took = time.monotonic() - started
             instances = client.get(f"{path}/taskInstances?limit=100").json()["task_instances"]
         finally:
