@@ -47,6 +47,7 @@ def protect(bare: Path) -> Path:
     return bare / "rejected.log"
 
 
+@pytest.mark.timeout(1500)
 def test_gated_chain_lands_as_land_and_a_blocked_pass_keeps_its_incident_off_main(tmp_path: Path, clone_env):
     app, app_remote = make_remote_and_checkout(tmp_path, "app", {"Makefile": MAKEFILE})
     red, red_remote = make_remote_and_checkout(tmp_path, "red", {"Makefile": MAKEFILE})
