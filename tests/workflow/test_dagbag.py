@@ -34,7 +34,7 @@ def test_fleet_dag_shape():
                      ("discover", "summary"), ("repo.land", "summary"), ("repo.land", "more_cycles"),
                      ("more_cycles", "next_cycle")}
     assert tasks["summary"].trigger_rule == "all_done"
-    assert tasks["repo.land"].trigger_rule == "none_failed_min_one_success"  # also after a skipped autofix
+    assert tasks["repo.land"].trigger_rule == "all_done"  # also after a skipped autofix; skips itself
     assert tasks["repo.agent_pass"].pool == AGENT_POOL and tasks["repo.autofix"].pool == AGENT_POOL
     for task_id in ("repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "repo.land"):
         assert tasks[task_id].map_index_template == REPO_LABEL

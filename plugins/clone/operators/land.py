@@ -42,8 +42,10 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
     """Land a green chain: nothing in direct mode, the work branch in gated mode, the pull request's
     description (and, with CLONE_PR_AUTOMERGE=1, its merge) in pr mode.
 
-    ``fixed`` is autofix's result (None when autofix skipped: CI was green), ``checked`` ci_wait's; the
-    task runs when either succeeded and none failed.
+    ``fixed`` is autofix's result (None when autofix skipped: CI was green), ``checked`` ci_wait's. The
+    trigger rule is ``all_done``: in a mapped task group Airflow judges the not yet expanded task on every
+    repo's upstream instances, so any stricter rule let one red repo stop every repo's landing; each
+    instance skips itself (saying why) when its own chain has nothing to land.
     """
 
     template_fields = ("fixed", "checked")
@@ -51,7 +53,7 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
 
     def __init__(self, *, fixed: Any, checked: Any, **kwargs: Any) -> None:
         kwargs.setdefault("map_index_template", REPO_LABEL)
-        kwargs.setdefault("trigger_rule", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         super().__init__(**kwargs)
         self.fixed = fixed
         self.checked = checked
@@ -66,11 +68,14 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         result = self.chain
         if result is None:
-            raise AirflowSkipException("nothing to land: neither ci_wait nor autofix produced a result")
+            raise AirflowSkipException("nothing to land: the chain stopped before CI (see its earlier tasks)")
         label(context, result.repo)
         ci = result.ci or {}
         if result.push_mode == "direct":
             raise AirflowSkipException(f"{result.repo}: direct mode; the push was the landing, nothing to land")
+        if xcom_dict(self.fixed) is None and ci.get("status") not in ("success", "no_ci"):
+            raise AirflowSkipException(f"{result.repo}: CI is {ci.get('status')} and autofix did not make it green; "
+                                       f"nothing to land (the work stays on {result.push_branch})")
         settings = run_settings(context)
         if result.push_mode == "pr":
             return self._finish_pr(settings, result, ci, str(ci.get("sha")))

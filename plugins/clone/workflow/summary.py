@@ -23,7 +23,7 @@ SKIP_KINDS = (
     ("no remote", "no remote"),
     ("no GitHub mapping", "no GitHub mapping"),
     ("green", "nothing to fix"),
-    ("direct", "nothing to land"),
+    ("direct", "the push was the landing"),
 )
 #: Skips that are a chain's normal end, not worth a word in the row: autofix after a green CI, land in
 #: direct mode.
