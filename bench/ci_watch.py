@@ -119,7 +119,11 @@ def watch_deferrable(timeline: Timeline, args: argparse.Namespace) -> Row:
         gh.add_repo(REPO, workflows=True, start_after_polls=10**9)
         _use_fake(gh)
         operator = GitHubCIWaitOperator(task_id="ci_wait",
-                                        push_result={"repo": "probe", "github": REPO, "pushed_sha": SHA})
+                                        push_result={"repo": "probe", "github": REPO, "pushed_sha": SHA,
+                                                     "pushed": True, "workdir": "/nonexistent", "branch": "main",
+                                                     "base_sha": SHA, "head_sha": SHA, "has_remote": True,
+                                                     "push_mode": "direct", "run_id": "bench", "changed": True,
+                                                     "entry": {}})
         sentinel = {f"{type(operator).__name__}__sentinel": ExecutorSafeguard.sentinel_value}
 
         # Worker: the real execute(), as the task runner calls it.

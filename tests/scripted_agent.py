@@ -6,9 +6,10 @@ CLONE_AGENT_ENV_PASSTHROUGH): ``{"<repo>": {"pass": [actions], "autofix": [actio
 Actions: ``{"write": path, "text": str}``, ``{"append": path, "text": str}``,
 ``{"delete": path}``, ``{"print": str}``, ``{"sleep": seconds}``, ``{"exit": code}``,
 ``{"spawn_sleeper": seconds}`` (a child process, to test process-group kills),
-``{"replace": path, "old": str, "new": str}``, ``{"usage": {...}, "times": n, "sleep": s}``
+``{"replace": path, "old": str, "new": str}``, ``{"copy": path, "to": path}`` (a snapshot of a file, e.g.
+the repo's lease while the agent runs), ``{"usage": {...}, "times": n, "sleep": s}``
 (prints codex-style ``turn.completed`` events carrying that usage, ``times`` times).
-Every call appends a record (cwd, pass kind, env, prompt) to ``SCRIPTED_AGENT_LOG`` if set.
+Every call appends a record (cwd, pass kind, env, prompt, process group) to ``SCRIPTED_AGENT_LOG`` if set.
 """
 
 import json
@@ -28,7 +29,7 @@ def main() -> int:
         with open(log_path, "a") as handle:
             handle.write(json.dumps({
                 "cwd": os.getcwd(), "repo": repo, "kind": kind, "env": dict(os.environ),
-                "prompt": prompt,
+                "prompt": prompt, "pgid": os.getpgrp(),
                 "prompt_file_matches": Path(os.environ["CLONE_PROMPT_FILE"]).read_text() == prompt,
             }) + "\n")
     plan_file = os.environ.get("SCRIPTED_AGENT_PLAN")
@@ -54,6 +55,8 @@ def main() -> int:
         elif "spawn_sleeper" in action:
             child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({action['spawn_sleeper']})"])
             print(f"child pid {child.pid}", flush=True)
+        elif "copy" in action:
+            Path(action["to"]).write_bytes(Path(action["copy"]).read_bytes())
         elif "replace" in action:
             target = Path(action["replace"])
             target.write_text(target.read_text().replace(action["old"], action["new"]))

@@ -276,11 +276,17 @@ def test_a_secret_in_the_first_commit_is_never_published(clone_env, gh):
     write_plan(clone_env["plan"], {"*": {"bootstrap": [{"write": "config.py",
                                                         "text": f"TOKEN = '{leaked}'\n"}]}})
     step("triage")
-    step("bootstrap")
+    # The session's guards run in the bootstrap as in every step: the secret never reaches main.
     with pytest.raises(steps.IdeaBlocked, match="secret scan"):
-        step("publish", gh=gh)
+        step("bootstrap")
     idea = get_idea(clone_env["ideas_file"], "n1")
     assert "BLOCK secret in config.py:1" in idea.last_error and leaked not in idea.last_error
+    target = clone_env["code"] / "notes-cli"
+    assert "refs/heads/main" not in git(target, "for-each-ref", "--format=%(refname)")
+    kept = git(target, "for-each-ref", "--format=%(refname)", "refs/clone/bootstrap-blocked/")
+    assert kept and leaked in git(target, "show", f"{kept}:config.py")
+    with pytest.raises(steps.IdeaBlocked, match="no commit on main"):
+        step("publish", gh=gh)
     assert gh.total_requests == 0
 
 def test_enrol_adds_the_repo_once_keeping_repos_yaml_as_written(clone_env, gh, tmp_path):

@@ -9,7 +9,7 @@ from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent
 
 from clone.util.git import Git
 from clone.operators.autofix import autofix_commits
-from clone.work.passes import commit_message
+from clone.work.session import commit_message
 from clone.config.settings import load_settings
 from clone.config.timeouts import execution_timeouts
 from clone.triggers.ci import GitHubCITrigger

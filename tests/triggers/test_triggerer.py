@@ -39,7 +39,10 @@ from clone.operators.ci import GitHubCIWaitOperator
 
 with DAG("{DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False):
     GitHubCIWaitOperator(task_id="ci_wait",
-                         push_result={{"repo": "probe", "github": "{REPO}", "pushed_sha": "{SHA}"}})
+                         push_result={{"repo": "probe", "github": "{REPO}", "pushed_sha": "{SHA}", "pushed": True,
+                                       "workdir": "/nonexistent", "branch": "main", "base_sha": "{SHA}",
+                                       "head_sha": "{SHA}", "has_remote": True, "push_mode": "direct",
+                                       "run_id": "probe", "changed": True, "entry": {{}}}})
 '''
 
 

@@ -1,4 +1,4 @@
-"""One commit rule for agent work (``clone.work.passes.commit_work``), held by a pass and by an autofix alike:
+"""One commit rule for agent work (``clone.work.commits.commit_work``), held by a pass and by an autofix alike:
 nothing the checks (or an agent running the tests itself) leave behind is committed. Real git, a real
 bare remote, the scripted agent and the local GitHub API double; the autofix is the real operator."""
 
@@ -11,7 +11,8 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from clone.fleet.repos_file import RepoEntry
 from clone.operators.autofix import CloneAutofixOperator
-from clone.work.passes import is_generated, run_pass
+from clone.work.commits import is_generated
+from clone.work.passes import run_pass
 from clone.config.settings import load_settings
 from tests.conftest import write_plan
 from tests.fakes.github_api import FakeGitHub

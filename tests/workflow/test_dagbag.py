@@ -25,16 +25,18 @@ def test_fleet_dag_shape():
     dag = build_fleet_dag(schedule="@daily")
     assert dag.dag_id == "clone_fleet" and dag.max_active_runs == 1 and dag.catchup is False
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"discover", "repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "summary",
-                          "more_cycles", "next_cycle"}
+    assert set(tasks) == {"discover", "repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "repo.land",
+                          "summary", "more_cycles", "next_cycle"}
     edges = {(up, t.task_id) for t in dag.tasks for up in t.upstream_task_ids}
     assert edges == {("discover", "repo.agent_pass"), ("repo.agent_pass", "repo.push"),
                      ("repo.push", "repo.ci_wait"), ("repo.ci_wait", "repo.autofix"),
-                     ("discover", "summary"), ("repo.autofix", "summary"), ("repo.autofix", "more_cycles"),
+                     ("repo.ci_wait", "repo.land"), ("repo.autofix", "repo.land"),
+                     ("discover", "summary"), ("repo.land", "summary"), ("repo.land", "more_cycles"),
                      ("more_cycles", "next_cycle")}
     assert tasks["summary"].trigger_rule == "all_done"
+    assert tasks["repo.land"].trigger_rule == "all_done"  # also after a skipped autofix; skips itself
     assert tasks["repo.agent_pass"].pool == AGENT_POOL and tasks["repo.autofix"].pool == AGENT_POOL
-    for task_id in ("repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix"):
+    for task_id in ("repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "repo.land"):
         assert tasks[task_id].map_index_template == REPO_LABEL
 
 

@@ -113,10 +113,13 @@ def test_a_new_idea_becomes_active_and_hostile_names_are_blocked(tmp_path, clone
         idea = get_idea(ideas_path, idea_id)
         assert idea.status == BLOCKED and idea.last_error.startswith("triage: ")
         assert message in idea.last_error
-    # Nothing was written outside the code root: no x beside it, no a/ in it, only the good project.
+    # Nothing was written outside the code root but Clone's own state: no x beside it, no a/ in it, only the
+    # good project; CLONE_WORKSPACE holds the bootstrap's token ledger and (released) lease.
     assert [p.name for p in clone_env["code"].iterdir()] == ["notes-cli"]
     assert {p.name for p in tmp_path.iterdir()} - top_before <= {"github", "ideas.yaml.lock", "repos.yaml",
-                                                                 "repos.yaml.lock", "agent_log.jsonl"}
+                                                                 "repos.yaml.lock", "agent_log.jsonl", "workspace"}
+    assert {p.name for p in (clone_env["workspace"]).iterdir()} <= {"leases", "runs"}
+    assert not [p for p in (clone_env["workspace"] / "leases").glob("*.json")]  # released after the step
     assert [c["repo"] for c in agent_calls(clone_env["agent_log"])] == ["notes-cli"]
 
     text = ideas_path.read_text()

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from clone.workflow.run_note import NOTE_MAX_CHARS, _skip_message, fit_note
+from clone.work.chain import ChainResult
 from clone.workflow.summary import known_reason, render_table, repo_rows, skip_kind, warnings
+
+
+def chain(**fields):
+    """A chain result with placeholder values for what a row does not show."""
+    base = {"repo": "r", "workdir": "/w", "branch": "main", "base_sha": "a" * 40, "head_sha": "b" * 40,
+            "has_remote": True, "github": "o/r", "push_mode": "direct", "run_id": "run", "changed": True,
+            "entry": {}}
+    return ChainResult.from_json({**base, **fields})
 
 
 def test_rows_from_states_and_results():
@@ -15,11 +24,11 @@ def test_rows_from_states_and_results():
               "repo.agent_pass_2": "success", "repo.push_2": "success", "repo.ci_wait_2": "success",
               "repo.autofix_2": "failed"}
     results = [
-        {"changed": True, "pushed": True, "verification": "passed", "tokens": 1234, "agent": {"duration": 61.2},
-         "ci": {"status": "success", "runs": [{"html_url": "https://x/runs/1"}]}, "autofix_attempts": 1},
-        {"changed": False, "verification": "skipped", "tokens": 10, "agent": {"duration": 3}},
-        {"changed": True, "pushed": True, "verification": "passed", "tokens": 5, "agent": {"duration": 9},
-         "ci": {"status": "failure", "runs": [{"html_url": "https://x/runs/2"}]}},
+        chain(changed=True, pushed=True, verification="passed", tokens=1234, agent={"duration": 61.2},
+              ci={"status": "success", "runs": [{"html_url": "https://x/runs/1"}]}, autofix_attempts=1),
+        chain(changed=False, verification="skipped", tokens=10, agent={"duration": 3}),
+        chain(changed=True, pushed=True, verification="passed", tokens=5, agent={"duration": 9},
+              ci={"status": "failure", "runs": [{"html_url": "https://x/runs/2"}]}),
     ]
     table = render_table(repo_rows(repos, states, results,
                                    skip_reasons={1: "b: the pass made no change; nothing to push"}))
@@ -90,7 +99,7 @@ def test_note_is_set_through_the_public_api(tmp_path, monkeypatch):
 def test_red_ci_left_unfixed_fails_the_row():
     states = {"repo.agent_pass_0": "success", "repo.push_0": "success", "repo.ci_wait_0": "success",
               "repo.autofix_0": "skipped"}
-    rows = repo_rows([{"name": "a"}], states, [{"changed": True, "pushed": True, "ci": {"status": "failure"}}])
+    rows = repo_rows([{"name": "a"}], states, [chain(changed=True, pushed=True, ci={"status": "failure"})])
     assert rows[0]["failed"]
 
 
@@ -128,7 +137,7 @@ def test_the_row_says_why_it_skipped():
     assert table.endswith("2 repo(s), 0 failed, 2 skipped")
     green = repo_rows([{"name": "g"}], {"repo.agent_pass_0": "success", "repo.push_0": "success",
                                         "repo.ci_wait_0": "success", "repo.autofix_0": "skipped"},
-                      [{"changed": True, "pushed": True, "ci": {"status": "success"}}],
+                      [chain(changed=True, pushed=True, ci={"status": "success"})],
                       skip_reasons={0: "g: CI success; nothing to fix"})
     assert render_table(green).splitlines()[2].endswith("| ok |")  # a green CI's autofix skip is no news
     unknown = repo_rows([{"name": "x"}], {"repo.agent_pass_0": "skipped"})
@@ -157,8 +166,8 @@ def test_a_repo_skipped_again_is_a_warning():
 
 
 def test_known_reasons_without_the_logs():
-    assert known_reason("push", {"changed": False}, dry_run=False, paused=False).startswith("the pass made no")
-    assert known_reason("push", {"changed": True}, dry_run=True, paused=False).startswith("dry run")
+    assert known_reason("push", chain(changed=False), dry_run=False, paused=False).startswith("the pass made no")
+    assert known_reason("push", chain(changed=True), dry_run=True, paused=False).startswith("dry run")
     assert known_reason("agent_pass", None, dry_run=False, paused=True).startswith("the kill switch is on")
     assert known_reason("agent_pass", None, dry_run=False, paused=False) is None
 

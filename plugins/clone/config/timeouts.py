@@ -30,6 +30,8 @@ def execution_timeouts(settings: Settings) -> dict[str, dt.timedelta]:
         "ci_wait": MARGIN_MINUTES,  # the worker's first check only; the trigger does the waiting
         # one agent run and a re-check of a rebase per execution (each resumption starts afresh)
         "autofix": agent + 2 * checks + MARGIN_MINUTES,
+        # one re-check of a rebase onto a moved branch per execution (each resumption starts afresh)
+        "land": checks + MARGIN_MINUTES,
         "summary": MARGIN_MINUTES,
     }
     return {task: dt.timedelta(minutes=value) for task, value in minutes.items()}

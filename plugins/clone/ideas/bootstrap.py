@@ -19,19 +19,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clone.memory import core_policy
 from clone.fleet import repos_file as fleet
 from clone.checks import guards
 from clone.ideas import ideas_file as ideas
 from clone.memory import docs as memory
 from clone.memory import prompts
-from clone.agents import AgentRun, build_agent
 from clone.errors import AgentError, CloneError
 from clone.util.git import Git, redact_url
 from clone.github.api import GitHubApi
 from clone.github.repos import GitHubRepo, GitHubUnavailable, ensure_private_repo
 from clone.ideas.ideas_file import ACTIVE, TRIAGED, Idea
-from clone.work.passes import commit_message
+from clone.ideas.names import derive_repo_name, repo_name_problem
+from clone.state import lease
+from clone.work.session import EMPTY_TREE, AgentSession, GuardsBlocked, commit_message
 from clone.checks.redact import mask_secrets
 from clone.config.settings import PROMPTS_DIR, Settings
 from clone.work.workspace import identity
@@ -39,11 +39,8 @@ from clone.work.workspace import identity
 log = logging.getLogger(__name__)
 
 INCUBATOR_PROMPT = PROMPTS_DIR / "incubator_prompt.md"
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's id of the empty tree
 IDEA_CONFIG_KEY = "clone.idea"  # in the new repo's .git/config: which idea created it
-NAME_MAX = 100  # GitHub's limit for a repository name
 PUSH_ATTEMPTS = 3
-_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class StepFailed(CloneError):
@@ -60,33 +57,6 @@ class StepSkipped(CloneError):
 
 class IdeaBlocked(CloneError):
     """A step failed and the idea is now BLOCKED; the message carries its ``last_error``."""
-
-
-def repo_name_problem(name: str) -> str | None:
-    """Why ``name`` is not a safe single directory (and GitHub repository) name, or None."""
-    if not name.strip():
-        return "it is empty"
-    if "/" in name or "\\" in name or "\0" in name:
-        return "it contains a path separator"
-    if name in (".", ".."):
-        return "it is '.' or '..'"
-    if len(name) > NAME_MAX:
-        return f"it is {len(name)} characters long (at most {NAME_MAX})"
-    if not _NAME_CHARS.fullmatch(name):
-        return "it may only contain letters, digits, '.', '_' and '-'"
-    if name.startswith("-"):
-        return "it starts with '-' (it would read as a command-line option)"
-    if name.startswith("."):
-        return "it starts with '.' (a hidden directory)"
-    if name.lower().endswith(".git"):
-        return "it ends with '.git'"
-    return None
-
-
-def derive_repo_name(idea: Idea) -> str:
-    """The default repo_name: the title (else the id) in lower case, runs of other characters as '-'."""
-    slug = re.sub(r"[^a-z0-9]+", "-", (idea.title or idea.id).lower()).strip("-")
-    return slug[:60].rstrip("-")
 
 
 def target_dir(settings: Settings, name: str) -> Path:
@@ -165,7 +135,7 @@ def build_incubator_prompt(core: str, template: str, idea: Idea, repo_name: str)
     return core.strip() + "\n\n" + body.strip() + "\n"
 
 
-def bootstrap(settings: Settings, idea: Idea, run_id: str) -> Idea:
+def bootstrap(settings: Settings, idea: Idea, run_id: str, dag_id: str = "clone_ideas") -> Idea:
     """Create the project directory (once), run the agent in it, make sure the memory docs exist, commit."""
     name = idea.repo_name or ""
     target = target_dir(settings, name)
@@ -185,26 +155,41 @@ def bootstrap(settings: Settings, idea: Idea, run_id: str) -> Idea:
     now = ideas.timestamp()
     idea = ideas.update_idea(settings.ideas_file, idea.id, {"repo_path": str(target), "updated_at": now})
     memory.ensure_docs(target, name)
-    policy_before = core_policy.snapshot(target)
-    texts = prompts.load_texts(settings.core_prompt_file, INCUBATOR_PROMPT)
-    prompt = build_incubator_prompt(texts.core, texts.steering, idea, name)
+    holder = lease.acquire(settings.workspace, name, run_id, settings.agent_timeout_minutes * 60 + 3600,
+                           dag_id=dag_id, run_state=lease.dagrun_state)
+    if holder:
+        raise StepFailed(f"another run is working on {name} ({holder})", retry=True)
     try:
-        result = build_agent(settings).run(AgentRun(workdir=target, prompt=prompt, repo_name=name,
-                                                    pass_kind="bootstrap"))
-    except AgentError as e:
-        raise StepFailed(f"{e}; its partial work is kept in {target}") from e
-    violation = core_policy.check_and_restore(target, policy_before)
-    if violation:
-        memory.append_incident(target, name, core_policy.incident(violation, context=f"run {run_id}"))
-    memory.ensure_docs(target, name)
-    git.run("symbolic-ref", "HEAD", "refs/heads/main")  # commit on main whatever the agent did
-    sha = git.commit_all(commit_message("bootstrap", name, run_id, result.last_message,
-                                        result.total_tokens or None))
+        sha = _run_agent(settings, idea, run_id, git, name)
+    finally:
+        lease.release(settings.workspace, name, run_id)
     log.info("bootstrap: committed %s in %s", (sha or "nothing")[:12], target)
     if not git.rev("refs/heads/main"):
         raise StepFailed(f"nothing was committed on main in {target}")
     return ideas.update_idea(settings.ideas_file, idea.id, {"bootstrapped_at": ideas.timestamp(),
                                                             "updated_at": ideas.timestamp()})
+
+
+def _run_agent(settings: Settings, idea: Idea, run_id: str, git: Git, name: str) -> str | None:
+    """The incubator agent through the agent session, then one commit on main by the commit rule. The
+    guards run as everywhere; only secrets block, since a new project has no checks to weaken."""
+    session = AgentSession(settings, repo=name, run_id=run_id, git=git, steering=INCUBATOR_PROMPT,
+                           guard_policy=guards.GuardPolicy(settings.protected_paths, weakening="warn"))
+    texts = session.texts()
+    git.snapshot_tree()  # the docs (and an earlier attempt's work) are the project's, not leftovers
+    try:
+        result = session.run_agent(build_incubator_prompt(texts.core, texts.steering, idea, name), "bootstrap")
+    except AgentError as e:
+        raise StepFailed(f"{e}; its partial work is kept in {git.path}") from e
+    memory.ensure_docs(git.path, name)
+    git.run("symbolic-ref", "HEAD", "refs/heads/main")  # commit on main whatever the agent did
+    message = commit_message("bootstrap", name, run_id, result.last_message, result.total_tokens or None)
+    try:
+        sha, _ = session.finish(EMPTY_TREE, git.snapshot_tree(), message, label="bootstrap-blocked")
+    except GuardsBlocked as e:
+        raise StepFailed(f"the secret scan blocked the agent's work: {guards.render(e.findings)}; nothing was "
+                         f"committed on main, the work is kept at {e.ref} in {git.path}") from e
+    return sha
 
 
 def history_is_ours(git: Git, url: str, main: str) -> bool:

@@ -120,12 +120,13 @@ def build_pass_prompt(texts: PromptTexts, *, repo_name: str, tasks_per_repo: int
 def build_autofix_prompt(texts: PromptTexts, *, repo_name: str, sha: str, attempt: int,
                          max_attempts: int, failure_report: str, docs: Mapping[str, str],
                          include_agents_md: bool) -> str:
-    """The prompt for a CI autofix: directive, the failing jobs' log tails, and the memory."""
+    """The prompt for a CI autofix: directive, steering, the failing jobs' log tails, and the memory."""
     doc_order = [memory.MEMORY, memory.INCIDENTS]
     if include_agents_md:
         doc_order.insert(0, memory.AGENTS)
     parts = [
         texts.core.strip(),
+        texts.steering.strip(),
         "## This pass: CI autofix",
         f"- Repository: {repo_name}\n"
         "- Pass kind: autofix\n"
@@ -141,9 +142,11 @@ def build_autofix_prompt(texts: PromptTexts, *, repo_name: str, sha: str, attemp
 
 
 def build_verify_fix_prompt(texts: PromptTexts, *, repo_name: str, evidence: str) -> str:
-    """One bounded chance to fix the repo's own checks that failed after the agent's changes."""
+    """One bounded chance to fix the repo's own checks that failed after the agent's changes (directive and
+    steering first, as in every prompt)."""
     parts = [
         texts.core.strip(),
+        texts.steering.strip(),
         "## This pass: make the repository's checks pass",
         f"- Repository: {repo_name}\n"
         "- Your changes in this work tree made the repository's own checks fail (output below). Fix your "

@@ -1,1 +1,1 @@
-"""Airflow operators: the deferrable CI wait and the CI autofix loop."""
+"""Airflow operators (glue only): the deferrable CI wait, the CI autofix loop and the land task."""

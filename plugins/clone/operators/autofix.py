@@ -1,4 +1,5 @@
-"""CI autofix: hand the failing jobs' logs to the agent, push its fix, wait for CI again (bounded).
+"""CI autofix: hand the failing jobs' logs to the agent, push its fix, wait for CI again (bounded). Only
+fixing: a green chain of gated/pr work is landed by the ``land`` task that follows.
 
 Retries resume, never repeat: a retried autofix (after a worker was killed, or after the scheduler
 failed a resumed task in the deferral race described in :mod:`clone.triggers.ci`) reads the remote
@@ -14,25 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
 
-from clone.state import budget
-from clone.checks import guards
-from clone.memory import docs as memory
-from clone.memory import prompts
-from clone.agents import AgentRun, build_agent
-from clone.workflow.controls import skip_if_paused
-from clone.errors import AgentError, CIFailed, CloneError
-from clone.util.git import Git
+from clone.config.params import run_settings
+from clone.config.settings import Settings
+from clone.errors import CIFailed, CloneError
+from clone.fleet.repos_file import RepoEntry
 from clone.github.api import GitHubApi
 from clone.github.ci import failure_report
 from clone.github.connection import endpoint_for
-from clone.operators.ci import REPO_LABEL, final_failures, label, log_ci_event, xcom_dict
-from clone.operators.land import LandMixin
-from clone.work.passes import (commit_message, commit_work, keep_work, read_docs, restore_protected,
-                          snapshot_protected)
+from clone.memory import docs as memory
+from clone.operators.ci import REPO_LABEL, ChainInput, CIWatchMixin, final_failures, label, log_ci_event
+from clone.util.git import Git
+from clone.workflow.controls import skip_if_paused
+from clone.work.autofix import FixFailed, fix_ci
 from clone.work.push import commit_and_push, push_branch, record_incident
-from clone.config.params import run_settings
-from clone.config.settings import Settings
 from clone.work.workspace import identity
 
 log = logging.getLogger(__name__)
@@ -54,10 +51,11 @@ def autofix_commits(ws: Git, base: str, head: str, run_id: str) -> list[str]:
     return found
 
 
-class CloneAutofixOperator(LandMixin, BaseOperator):
+class CloneAutofixOperator(ChainInput, CIWatchMixin, BaseOperator):
     """When CI failed for the commit this chain pushed, let the agent fix it, at most N times."""
 
     template_fields = ("ci_result",)
+    chain_field = "ci_result"
     ui_color = "#fff0e0"
 
     def __init__(self, *, ci_result: Any, **kwargs: Any) -> None:
@@ -65,37 +63,33 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         super().__init__(**kwargs)
         self.ci_result = ci_result
 
-    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
-        super().render_template_fields(context, jinja_env)
-        self.ci_result = xcom_dict(self.ci_result)
-
     @final_failures
     def execute(self, context: Any) -> dict[str, Any]:
-        result = self.ci_result
-        label(context, result["repo"])
-        ci = result["ci"]
-        if ci["status"] in GREEN_OUTCOMES:
-            return self.finish_chain(context, result)
-        if ci["sha"] != result.get("pushed_sha"):
-            raise CIFailed(f"{result['repo']}: CI failed for {ci['sha'][:12]}, which this run did not push; "
+        result = self.chain
+        label(context, result.repo)
+        ci = result.ci or {}
+        if ci.get("status") in GREEN_OUTCOMES:
+            raise AirflowSkipException(f"{result.repo}: CI {ci['status']}; nothing to fix")
+        if ci.get("sha") != result.pushed_sha:
+            raise CIFailed(f"{result.repo}: CI failed for {str(ci.get('sha'))[:12]}, which this run did not push; "
                            "autofix only fixes commits it pushed")
-        skip_if_paused(result["repo"])
+        skip_if_paused(result.repo)
         settings = run_settings(context)
         if int(getattr(context.get("ti"), "try_number", 1) or 1) > 1:
             resumed = self._resume(settings, context, ci)
             if resumed is not None:
                 return resumed
         if settings.ci_rerun_failed and self._rerun_failed_jobs(settings, ci):
-            event = self.watch_ci(settings, result["github"], ci["sha"], method_name="ci_done",
+            event = self.watch_ci(settings, str(result.github), ci["sha"], method_name="ci_done",
                                   echo={"attempt": 0, "rerun": True}, check_first=False)
             return self.ci_done(context, event)
         return self._first_attempt(settings, context, ci)
 
     def _resume(self, settings: Settings, context: Any, ci: dict[str, Any]) -> dict[str, Any] | None:
         """On a retry: pick up where an earlier try of this run stopped, from what the remote holds."""
-        result = self.ci_result
+        result = self.chain
         ws = self._workspace(settings, ci["sha"])
-        branch = result.get("push_branch", result["branch"])
+        branch = result.remote_branch
         head = ws.rev(f"origin/{branch}")
         pushed = autofix_commits(ws, ci["sha"], head, context["run_id"]) if head and ws.is_ancestor(ci["sha"], head) \
             else []
@@ -103,19 +97,19 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
             attempt = len(pushed)
             log.info("autofix: try %s resumes after attempt %d: fix %s is already on %s; watching its CI instead "
                      "of fixing again", context["ti"].try_number, attempt, pushed[-1][:12], branch)
-            event = self.watch_ci(settings, result["github"], pushed[-1], method_name="ci_done",
+            event = self.watch_ci(settings, str(result.github), pushed[-1], method_name="ci_done",
                                   echo={"attempt": attempt})
             return self.ci_done(context, event)
         if settings.ci_rerun_failed:
             with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
-                answer = api.request("GET", f"/repos/{result['github']}/actions/runs",
+                answer = api.request("GET", f"/repos/{result.github}/actions/runs",
                                      params={"head_sha": ci["sha"], "per_page": 100})
             before = {run.get("id"): int(run.get("run_attempt") or 1) for run in ci.get("runs") or []}
             now = (answer.data or {}).get("workflow_runs", []) if answer.ok and isinstance(answer.data, dict) else []
             if any(int(run.get("run_attempt") or 1) > before.get(run.get("id"), 1) for run in now):
                 log.info("autofix: try %s resumes after an earlier try re-ran the failed jobs; watching the re-run",
                          context["ti"].try_number)
-                event = self.watch_ci(settings, result["github"], ci["sha"], method_name="ci_done",
+                event = self.watch_ci(settings, str(result.github), ci["sha"], method_name="ci_done",
                                       echo={"attempt": 0, "rerun": True})
                 return self.ci_done(context, event)
         return None
@@ -133,7 +127,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
             for run in ci.get("runs") or []:
                 if run.get("conclusion") in ("success", "neutral", "skipped"):
                     continue
-                answer = api.request("POST", f"/repos/{self.ci_result['github']}/actions/runs/{run['id']}"
+                answer = api.request("POST", f"/repos/{self.chain.github}/actions/runs/{run['id']}"
                                              "/rerun-failed-jobs")
                 if answer.ok:
                     log.info("CI: re-running the failed jobs of run %s once to tell flaky from broken", run["id"])
@@ -144,44 +138,40 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         return started
 
     def _record_flaky(self, settings: Settings, context: Any, event: dict[str, Any]) -> None:
-        result = self.ci_result
-        if result.get("push_mode", "direct") != "direct":
+        result = self.chain
+        if result.push_mode != "direct":
             # Gated/pr: a record commit on the work branch would land untested; the log and summary say it.
-            log.warning("CI flaky on %s (recorded in PROJECT_MEMORY.md only in direct mode)", result["repo"])
+            log.warning("CI flaky on %s (recorded in PROJECT_MEMORY.md only in direct mode)", result.repo)
             return
         ws = self._workspace(settings, event["sha"])
         urls = ", ".join(str(run.get("html_url")) for run in event.get("runs") or [])
         memory.append_verification_history(ws.path, memory.VerificationEntry(
             when=dt.datetime.now(dt.timezone.utc), run_id=context["run_id"], sha=event["sha"], pass_kind="ci",
             checks=[], outcome=f"CI flaky: failed, then green when the failed jobs were re-run ({urls})",
-        ), repo_name=result["repo"])
-        commit_and_push(ws, result["branch"], f"clone: record flaky CI run\n\nClone-Run: {context['run_id']}\n",
+        ), repo_name=result.repo)
+        commit_and_push(ws, result.branch, f"clone: record flaky CI run\n\nClone-Run: {context['run_id']}\n",
                         (memory.MEMORY,))
 
     @final_failures
     def ci_done(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        result = self.ci_result
+        result = self.chain
         attempt = int(event["echo"]["attempt"])
-        label(context, result["repo"])
+        label(context, result.repo)
         log_ci_event(event)
         settings = run_settings(context)
         if event["echo"].get("rerun"):
             if event["status"] in GREEN_OUTCOMES:
                 log.warning("CI: green on re-run: the failure was flaky; no autofix")
                 self._record_flaky(settings, context, event)
-                flaky = {**result, "ci": event, "autofix_attempts": 0, "flaky": True}
-                return flaky if result.get("push_mode", "direct") == "direct" else self.finish_chain(context, flaky)
+                return result.but(ci=event, autofix_attempts=0, flaky=True).to_json()
             if event["status"] in ("timeout", "error"):
-                raise CIFailed(f"{result['repo']}: {event['message']}")
+                raise CIFailed(f"{result.repo}: {event['message']}")
             return self._first_attempt(settings, context, event)
         if event["status"] in GREEN_OUTCOMES:
-            log.info("autofix: CI is %s after %d attempt(s) on %s", event["status"], attempt, result["repo"])
-            fixed = {**result, "ci": event, "autofix_attempts": attempt}
-            if result.get("push_mode", "direct") == "direct":
-                return fixed
-            return self.finish_chain(context, fixed)
+            log.info("autofix: CI is %s after %d attempt(s) on %s", event["status"], attempt, result.repo)
+            return result.but(ci=event, autofix_attempts=attempt).to_json()
         if event["status"] in ("timeout", "error"):
-            raise CIFailed(f"{result['repo']}: {event['message']}")
+            raise CIFailed(f"{result.repo}: {event['message']}")
         if attempt >= settings.autofix_max_attempts:
             self._give_up(settings, context, event, attempts=attempt,
                           why=f"CI still red after {attempt} autofix attempt(s) (CLONE_AUTOFIX_MAX_ATTEMPTS)")
@@ -190,76 +180,46 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
     # ------------------------------------------------------------------------------------------
     def _workspace(self, settings: Settings, sha: str) -> Git:
         """The pass's workspace, checked out at ``sha`` (a commit this chain pushed)."""
-        result = self.ci_result
-        ws = Git(Path(result["workdir"]), identity(settings))
-        remote_branch = result.get("push_branch", result["branch"])
-        ws.fetch("origin", f"+refs/heads/{remote_branch}:refs/remotes/origin/{remote_branch}")
+        result = self.chain
+        ws = Git(Path(result.workdir), identity(settings))
+        ws.fetch("origin", f"+refs/heads/{result.remote_branch}:refs/remotes/origin/{result.remote_branch}")
         if ws.rev(sha) is None:
-            raise CloneError(f"{result['repo']}: commit {sha} is not in the workspace {ws.path}")
-        ws.run("checkout", "--quiet", "--force", "-B", result["branch"], sha)
+            raise CloneError(f"{result.repo}: commit {sha} is not in the workspace {ws.path}")
+        ws.run("checkout", "--quiet", "--force", "-B", result.branch, sha)
         ws.run("clean", "-ffd", "--quiet")  # what a killed earlier try may have left (ignored files stay)
         return ws
 
     def _attempt(self, settings: Settings, context: Any, ci: dict[str, Any], attempt: int) -> dict[str, Any]:
-        result = self.ci_result
-        repo, sha = result["repo"], ci["sha"]
-        run_id = context["run_id"]
-        log.info("autofix: attempt %d/%d for %s at %s", attempt, settings.autofix_max_attempts, repo, sha[:12])
+        result = self.chain
+        sha = ci["sha"]
+        log.info("autofix: attempt %d/%d for %s at %s", attempt, settings.autofix_max_attempts, result.repo, sha[:12])
         with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
-            report = failure_report(api, result["github"], ci.get("runs") or [], settings.ci_log_max_lines)
+            report = failure_report(api, str(result.github), ci.get("runs") or [], settings.ci_log_max_lines)
         log.info("autofix: failing jobs handed to the agent:\n%s", report or "(none found)")
         ws = self._workspace(settings, sha)
-        texts = prompts.load_texts(settings.core_prompt_file, settings.prompts_file)
-        prompt = prompts.build_autofix_prompt(
-            texts, repo_name=repo, sha=sha, attempt=attempt, max_attempts=settings.autofix_max_attempts,
-            failure_report=report, docs=read_docs(ws.path), include_agents_md=settings.agent != "codex")
-        skip_if_paused(repo)  # checked again on every attempt: a resumed task may find the switch on
-        before = snapshot_protected(ws.path)
+        skip_if_paused(result.repo)  # checked again on every attempt: a resumed task may find the switch on
         try:
-            agent_result = build_agent(settings).run(
-                AgentRun(workdir=ws.path, prompt=prompt, repo_name=repo, pass_kind="autofix"))
-        except AgentError as e:
-            failed = getattr(e, "result", None)
-            budget.record(settings.workspace, run_id, repo, "autofix", failed.total_tokens if failed else 0)
-            restore_protected(ws.path, before, run_id)
-            ref = keep_work(ws, ws.snapshot_tree(), sha, "autofix-failed")
-            self._give_up(settings, context, ci, attempts=attempt,
-                          why=f"the autofix agent failed ({e}); its partial work is kept at {ref}")
-        budget.record(settings.workspace, run_id, repo, "autofix", agent_result.total_tokens)
-        incidents = restore_protected(ws.path, before, run_id)
-        for incident in incidents:
-            memory.append_incident(ws.path, repo, incident)
-        tree = ws.snapshot_tree()
-        findings = guards.scan(ws, sha, tree, guards.GuardPolicy.from_settings(settings))
-        if findings:
-            log.warning("guards on the fix:\n%s", guards.render(findings))
-        if guards.blocking(findings):
-            keep_work(ws, tree, sha, "autofix-blocked")
-            self._give_up(settings, context, ci, attempts=attempt,
-                          why=f"the guards blocked the agent's fix: {guards.render(guards.blocking(findings))}")
-        fix = commit_work(ws, sha, tree, commit_message("autofix", repo, run_id, agent_result.last_message,
-                                                        agent_result.usage.get("total_tokens")),
-                          leftovers=before.untracked)
-        if fix is None:
-            self._give_up(settings, context, ci, attempts=attempt,
-                          why=f"the agent changed nothing on autofix attempt {attempt}")
-        pushed = push_branch(ws, result.get("push_branch", result["branch"]))
+            fix_ci(settings, ws, RepoEntry.from_dict(result.entry), run_id=context["run_id"], sha=sha,
+                   attempt=attempt, failure_report=report)
+        except FixFailed as e:
+            self._give_up(settings, context, ci, attempts=attempt, why=str(e))
+        pushed = push_branch(ws, result.remote_branch)
         log.info("autofix: pushed %s; waiting for CI again", pushed[:12])
-        event = self.watch_ci(settings, result["github"], pushed, method_name="ci_done",
-                              echo={"attempt": attempt})
+        event = self.watch_ci(settings, str(result.github), pushed, method_name="ci_done", echo={"attempt": attempt})
         return self.ci_done(context, event)
 
     def _give_up(self, settings: Settings, context: Any, ci: dict[str, Any], *, attempts: int, why: str) -> None:
-        result = self.ci_result
+        result = self.chain
         urls = ", ".join(str(run.get("html_url")) for run in ci.get("runs") or [])
         ws = self._workspace(settings, ci["sha"])
-        record_incident(ws, result["branch"], result["repo"], memory.Incident(
+        where = record_incident(ws, result.branch, result.repo, memory.Incident(
             kind="ci-red",
-            title=f"CI still failing on {result['branch']} after {attempts} autofix attempt(s)",
+            title=f"CI still failing on {result.remote_branch} after {attempts} autofix attempt(s)",
             what_happened=f"CI failed for commit {ci['sha'][:12]} pushed by Clone; {why}.",
             root_cause="See the failing job logs of the CI runs below; the automated fix did not resolve it.",
             prevention="A person should look at the failure; add what was learned to PROJECT_MEMORY.md and "
                        "a regression test that covers it.",
             context=f"run {context['run_id']}; CI runs: {urls or 'unknown'}",
-        ), context["run_id"])
-        raise CIFailed(f"{result['repo']}: {why}. CI runs: {urls or 'unknown'}")
+        ), context["run_id"], mode=result.push_mode, work_branch=result.push_branch,
+            workspace=settings.workspace)
+        raise CIFailed(f"{result.repo}: {why}. CI runs: {urls or 'unknown'}. The ci-red incident is {where}")

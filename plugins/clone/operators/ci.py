@@ -20,15 +20,16 @@ from clone.github.connection import endpoint_for
 from clone.config.params import run_settings
 from clone.config.settings import Settings
 from clone.triggers.ci import VERDICTS, GitHubCITrigger
+from clone.work.chain import ChainResult
 
 log = logging.getLogger(__name__)
 
 #: Where each mapped task's own input names its repo (or idea), as Jinja accessors from ``task``: a
 #: ``@task``'s first positional argument (the repos.yaml entry's ``name``, the previous result's ``repo``,
-#: the idea's ``id``), or the operators' templated input (the chain result's ``repo``).
+#: the idea's ``id``), or the operators' chain result (decoded from their templated input) or that input.
 LABEL_INPUTS = (
     (".op_args", "[0]", ".repo"), (".op_args", "[0]", ".name"), (".op_args", "[0]", ".id"),
-    (".push_result", ".repo"), (".ci_result", ".repo"),
+    (".chain_repo",), (".push_result", ".repo"), (".ci_result", ".repo"),
 )
 
 
@@ -67,6 +68,25 @@ def label(context: Any, repo: str) -> None:
     """Name this mapped task instance after its repo (rendered by ``map_index_template`` when the task ends;
     :data:`REPO_LABEL` reads the same name from the task's input when it starts)."""
     context["clone_repo"] = repo
+
+
+class ChainInput:
+    """An operator whose templated input (the field named ``chain_field``) is the chain result so far."""
+
+    chain_field = "push_result"
+
+    @property
+    def chain(self) -> ChainResult:
+        """The input as a validated chain result (decoded afresh: the field is rendered at run time)."""
+        return ChainResult.from_json(xcom_dict(getattr(self, self.chain_field)))
+
+    @property
+    def chain_repo(self) -> str:
+        """The repo's name for the grid label; AttributeError (undefined to Jinja) while it is not known."""
+        try:
+            return self.chain.repo
+        except Exception as e:  # noqa: BLE001 - not rendered yet, or not a chain result
+            raise AttributeError("no chain result yet") from e
 
 
 class CIWatchMixin:
@@ -143,8 +163,8 @@ def log_ci_event(event: dict[str, Any]) -> None:
                  run.get("conclusion"), run.get("html_url"))
 
 
-class GitHubCIWaitOperator(CIWatchMixin, BaseOperator):
-    """Wait for GitHub Actions on the commit the push task pushed; returns the chain result plus ``ci``."""
+class GitHubCIWaitOperator(ChainInput, CIWatchMixin, BaseOperator):
+    """Wait for GitHub Actions on the commit the push task pushed; returns the chain result with ``ci``."""
 
     template_fields = ("push_result",)
     ui_color = "#e8f0ff"
@@ -155,21 +175,21 @@ class GitHubCIWaitOperator(CIWatchMixin, BaseOperator):
         self.push_result = push_result
 
     def execute(self, context: Any) -> dict[str, Any]:
-        result = self.push_result
-        label(context, result["repo"])
-        if not result.get("github"):
-            raise AirflowSkipException(f"{result['repo']}: no GitHub mapping (set 'github: owner/name' in "
+        result = self.chain
+        label(context, result.repo)
+        if not result.github:
+            raise AirflowSkipException(f"{result.repo}: no GitHub mapping (set 'github: owner/name' in "
                                        "repos.yaml, or use a github.com remote); CI wait skipped")
         settings = run_settings(context)
-        event = self.watch_ci(settings, result["github"], result["pushed_sha"], method_name="execute_complete",
-                              end_task=result)
+        event = self.watch_ci(settings, result.github, str(result.pushed_sha), method_name="execute_complete",
+                              end_task=result.to_json())
         return self.execute_complete(context, event)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """The verdict found by the worker's own first check (or, under ``dags test``, by the trigger)."""
-        result = self.push_result
-        label(context, result["repo"])
+        result = self.chain
+        label(context, result.repo)
         log_ci_event(event)
         if event["status"] not in VERDICTS:
-            raise AirflowFailException(f"{result['repo']}: {event['message']}")
-        return {**result, "ci": event}
+            raise AirflowFailException(f"{result.repo}: {event['message']}")
+        return result.but(ci=event).to_json()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from clone.memory import docs as memory
 from clone.errors import GitError, PushConflict
+from clone.state import incident_log
 from clone.util.git import Git
 
 log = logging.getLogger(__name__)
@@ -42,21 +43,54 @@ def push_branch(ws: Git, branch: str, remote: str = "origin", attempts: int = PU
 
 
 def record_incident(ws: Git, branch: str, repo_name: str, incident: memory.Incident, run_id: str,
-                    remote: str | None = "origin") -> None:
-    """Record an INCIDENTS.md entry on top of the freshly fetched ``branch`` and push it (best effort).
+                    remote: str | None = "origin", *, mode: str = "direct", work_branch: str | None = None,
+                    workspace: Path | None = None) -> str:
+    """Record an INCIDENTS.md entry for the repo as the push mode allows; returns where it is (for messages).
 
-    The entry is committed on its own on the remote branch's head, never on top of the chain's own
-    commits (which may be red, blocked or unverified). ``remote=None`` (no remote, dry run) keeps it
-    local. Callers keep the chain's work under a ref first if it must not be lost.
+    The entry is committed on its own, never on top of the chain's own commits (which may be red, blocked
+    or unverified): in ``direct`` mode on the freshly fetched ``branch``, pushed there; in ``gated`` and
+    ``pr`` modes never on the protected branch: on the chain's ``work_branch`` (the PR's head), pushed
+    there so it travels with the work, or, without one, only in the workspace. What is not pushed (no
+    remote, dry run, gated/pr without a work branch, a rejected push) is kept in the workspace under
+    ``refs/clone/incidents/<time>``. ``workspace``: the run's incident list, which the run note shows.
     """
+    onto = branch if mode == "direct" else work_branch
     if remote is not None:
-        ws.fetch(remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
-        if ws.rev(f"{remote}/{branch}"):
-            ws.run("checkout", "--quiet", "--force", "-B", branch, f"{remote}/{branch}")
+        source = onto or branch
+        ws.fetch(remote, f"+refs/heads/{source}:refs/remotes/{remote}/{source}")
+        if ws.rev(f"{remote}/{source}"):
+            ws.run("checkout", "--quiet", "--force", "-B", branch, f"{remote}/{source}")
             ws.run("clean", "-ffd", "--quiet")
     memory.append_incident(Path(ws.path), repo_name, incident)
-    commit_and_push(ws, branch, f"clone: record {incident.kind} incident\n\n{incident.title}\n\nClone-Run: {run_id}\n",
-                    (memory.INCIDENTS,), remote)
+    ws.stage(memory.INCIDENTS)
+    sha = ws.commit_index(f"clone: record {incident.kind} incident\n\n{incident.title}\n\nClone-Run: {run_id}\n")
+    if sha is None:
+        where = "already in INCIDENTS.md"
+    elif remote is None:
+        where = f"committed in the workspace {ws.path} (no remote or a dry run: not pushed)"
+    elif onto is None:
+        where = (f"kept in the workspace {ws.path} at {_keep_incident(ws, sha)} ({mode} mode never pushes to "
+                 f"{branch} outside landing, and this chain has no work branch)")
+    else:
+        try:
+            push_branch(ws, onto, remote, attempts=2)
+            where = f"pushed to {onto}" + ("" if mode == "direct" else " (the work branch)")
+        except GitError as e:
+            reason = str(e).splitlines()[0][:300]
+            where = f"NOT pushed (the push to {onto} was rejected: {reason}); kept in the workspace at " \
+                    f"{_keep_incident(ws, sha)}"
+    log.warning("incident %s: %s", incident.kind, where)
+    if workspace is not None:
+        incident_log.record(workspace, run_id, repo_name, f"{incident.kind}: {incident.title}", where)
+    return where
+
+
+def _keep_incident(ws: Git, sha: str) -> str:
+    """Keep an unpushed incident commit under a ref, and take it off the local branch."""
+    ref = f"refs/clone/incidents/{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}"
+    ws.run("update-ref", ref, sha)
+    ws.run("reset", "--quiet", "--hard", "HEAD~1")
+    return ref
 
 
 def commit_and_push(ws: Git, branch: str, message: str, paths: tuple[str, ...], remote: str | None = "origin") -> None:
@@ -71,16 +105,17 @@ def commit_and_push(ws: Git, branch: str, message: str, paths: tuple[str, ...], 
 
 
 def record_push_conflict(ws: Git, branch: str, repo_name: str, conflict: PushConflict, run_id: str,
-                         remote: str = "origin") -> str:
-    """Keep our commits under a ref, reset to the remote, and push an INCIDENTS.md entry.
+                         remote: str = "origin", *, mode: str = "direct",
+                         workspace: Path | None = None) -> tuple[str, str]:
+    """Keep our commits under a ref, reset to the remote, and record an INCIDENTS.md entry.
 
-    Returns the ref holding the unpushed work.
+    Returns the ref holding the unpushed work and where the incident is (:func:`record_incident`).
     """
     ours = ws.head()
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     ref = f"refs/clone/unpushed/{stamp}"
     ws.run("update-ref", ref, ours)
-    record_incident(ws, branch, repo_name, memory.Incident(
+    where = record_incident(ws, branch, repo_name, memory.Incident(
         kind="push-conflict",
         title=f"pass commits did not rebase onto {branch}",
         what_happened=f"The pass's commit {ours[:12]} could not be pushed: {branch} moved while the agent "
@@ -89,5 +124,5 @@ def record_push_conflict(ws: Git, branch: str, repo_name: str, conflict: PushCon
         prevention="Keep passes short and focused so they rarely overlap with human changes to the same "
                    "files; the next pass starts from the new branch head.",
         context=f"run {run_id}; unpushed work kept in the workspace at {ref} ({ours})",
-    ), run_id, remote)
-    return ref
+    ), run_id, remote, mode=mode, workspace=workspace)
+    return ref, where

@@ -7,37 +7,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 
-from clone.state import heartbeat, lease
-from clone.util import runner
-from clone.workflow.controls import fleet_paused, skip_if_paused
-from clone.fleet.github_fleet import run_fleet
-from clone.errors import CloneError, ConfigError, PushConflict
-from clone.fleet.repos_file import RepoEntry
-from clone.util.git import Git
-from clone.operators.autofix import CloneAutofixOperator
-from clone.github import pulls
-from clone.github.api import GitHubApi
-from clone.github.connection import endpoint_for
-from clone.operators.ci import xcom_dict, REPO_LABEL, GitHubCIWaitOperator, label
-from clone.operators.land import work_branch
 from clone.config.params import fleet_params, parse_time_settings, run_settings
-from clone.work.passes import PassSkipped, run_pass
-from clone.work.push import push_branch, record_push_conflict
 from clone.config.settings import AGENT_POOL, Settings
 from clone.config.settings import schedule_from_env as settings_schedule
-from clone.workflow.run_note import set_run_note, skip_reasons
-from clone.notify.send import notify_fleet_run
-from clone.workflow.fleet_record import DISABLED_KEY, RECORD_KEY, fleet_record, headline
-from clone.workflow.summary import first_skipped, known_reason, render_table, repo_rows, warnings
 from clone.config.timeouts import AUTOFIX_PRIORITY, PASS_PRIORITY, execution_timeouts
-from clone.work.workspace import identity
+from clone.errors import ConfigError
+from clone.fleet.github_fleet import run_fleet
+from clone.fleet.repos_file import RepoEntry
+from clone.operators.autofix import CloneAutofixOperator
+from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
+from clone.operators.land import CloneLandOperator
+from clone.state import heartbeat, lease
+from clone.work.chain import ChainResult
+from clone.work.passes import PassSkipped, run_pass
+from clone.work.publish import push_chain, skip_reason
+from clone.work.session import lease_watch
+from clone.workflow.controls import skip_if_paused
+from clone.workflow.fleet_record import DISABLED_KEY
+from clone.workflow.fleet_summary import summary
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +38,6 @@ START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_SCHEDULE = Settings.schedule
 #: dag_run.conf keys that carry a multi-cycle run's bookkeeping from one cycle to the next.
 CYCLE_KEY, DEADLINE_KEY = "_clone_cycle", "_clone_deadline"
-#: The summary's XCom key for its rows (pushed before it can fail; the next run compares skips with it).
-ROWS_KEY = "rows"
 
 
 #: What every Clone DAG shares: no catchup (backfills are explicit), one run at a time, no retries
@@ -137,59 +128,33 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
     if holder:
         raise AirflowSkipException(f"{entry.name}: another pass is working on this repo ({holder}); skipped "
                                    "so that two agents never share a repo")
-    # The lease lists the pass's process groups (if this task is killed, the next run kills them) and
-    # carries its heartbeat (if this task is killed, the next run need not wait for Airflow to notice).
-    try:
-        with runner.watching(lambda pgid: lease.record_group(workspace, entry.name, run_id, pgid),
-                             lambda pgid: lease.forget_group(workspace, entry.name, run_id, pgid)), \
+    try:  # the lease lists the pass's process groups and carries its heartbeat: if this task is killed,
+        # the next run kills them, and need not wait for Airflow to notice
+        with lease_watch(workspace, entry.name, run_id), \
                 heartbeat.beating(workspace, entry.name, run_id, settings.lease_heartbeat_seconds):
-            return run_pass(entry, settings, run_id)
+            return ChainResult.from_json(run_pass(entry, settings, run_id)).to_json()
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
 
 
 @task(task_id="push", map_index_template=REPO_LABEL)
 def push(pass_result: dict[str, Any]) -> dict[str, Any]:
-    """Push the pass's commit to the repo's branch (never forced; rebased when the remote moved)."""
+    """Push the pass's commit (never forced; rebased when the remote moved); in pr mode open the PR."""
     context = get_current_context()
-    repo = pass_result["repo"]
-    label(context, repo)
+    result = ChainResult.from_json(pass_result)
+    label(context, result.repo)
     settings = run_settings(context)
-    if not pass_result["changed"]:
-        raise AirflowSkipException(f"{repo}: the pass made no change; nothing to push")
-    if settings.dry_run:
-        raise AirflowSkipException(f"{repo}: dry run; the commit {pass_result['head_sha'][:12]} stays in the "
-                                   f"workspace {pass_result['workdir']}")
-    if not pass_result["has_remote"]:
-        raise AirflowSkipException(f"{repo}: no remote; the commit stays in the workspace "
-                                   f"{pass_result['workdir']} (push skipped)")
-    ws = Git(Path(pass_result["workdir"]), identity(settings))
-    mode = pass_result.get("push_mode", "direct")
-    target = pass_result["branch"] if mode == "direct" else work_branch(repo, context["run_id"])
-    if mode != "direct" and not pass_result.get("github"):
-        raise ConfigError(f"{repo}: push_mode {mode} needs GitHub CI ('github: owner/name' in repos.yaml); "
-                          "without it nothing could say the work is green")
-    try:
-        sha = push_branch(ws, target)
-    except PushConflict as e:
-        ref = record_push_conflict(ws, pass_result["branch"], repo, e, context["run_id"])
-        raise PushConflict(f"{repo}: {e}; the work is kept at {ref} in {ws.path} and an incident was "
-                           "recorded in INCIDENTS.md") from e
-    result = {**pass_result, "pushed": True, "pushed_sha": sha, "push_branch": target}
-    if mode == "pr":
-        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
-            first_line = ((pass_result.get("agent") or {}).get("last_message") or "").strip().splitlines()
-            title = f"clone: {first_line[0][:80]}" if first_line else f"clone: maintenance pass on {repo}"
-            pull = pulls.open_pull(api, pass_result["github"], head=target, base=pass_result["branch"],
-                                   title=title, body=pulls.render_body(result))
-        result["pull"] = {"number": pull["number"], "html_url": pull.get("html_url")}
-    return result
+    reason = skip_reason(result, settings)
+    if reason:
+        raise AirflowSkipException(reason)
+    return push_chain(settings, result, context["run_id"]).to_json()
 
 
 def repo_chain_group(settings: Settings):
-    """The per-repo task group: agent pass -> push -> CI wait -> autofix (which also lands gated/pr work
-    once CI is green). Autofix goes ahead of new passes in the agent pool and retries by resuming (see
-    clone.operators.autofix); ci_wait is ended by its trigger, so it never resumes and needs no retry."""
+    """The per-repo task group: agent pass -> push -> CI wait -> autofix (a red CI only) -> land (gated/pr
+    work once CI is green; in direct mode it skips). Autofix goes ahead of new passes in the agent pool;
+    autofix and land retry by resuming (see clone.operators.autofix); ci_wait is ended by its trigger, so
+    it never resumes and needs no retry."""
     timeouts = execution_timeouts(settings)
 
     @task_group(group_id="repo")
@@ -199,104 +164,14 @@ def repo_chain_group(settings: Settings):
         pushed = push.override(execution_timeout=timeouts["push"])(passed)
         ci = GitHubCIWaitOperator(task_id="ci_wait", push_result=pushed, retries=0,
                                   execution_timeout=timeouts["ci_wait"])
-        CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL,
-                             retries=settings.task_retries, retry_delay=dt.timedelta(seconds=60),
-                             priority_weight=AUTOFIX_PRIORITY, weight_rule="absolute",
-                             execution_timeout=timeouts["autofix"])
+        fixed = CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL,
+                                     retries=settings.task_retries, retry_delay=dt.timedelta(seconds=60),
+                                     priority_weight=AUTOFIX_PRIORITY, weight_rule="absolute",
+                                     execution_timeout=timeouts["autofix"])
+        CloneLandOperator(task_id="land", fixed=fixed.output, checked=ci.output, retries=settings.task_retries,
+                          retry_delay=dt.timedelta(seconds=60), execution_timeout=timeouts["land"])
 
     return repo_chain
-
-
-def last_results(ti: Any, count: int, states: dict[str, Any]) -> list[dict[str, Any] | None]:
-    """Per repo, the result of the last task of its chain that succeeded (each adds to the previous)."""
-    results: list[dict[str, Any] | None] = [None] * count
-    for step in ("autofix", "ci_wait", "push", "agent_pass"):
-        wanted = [i for i, r in enumerate(results) if r is None and states.get(f"repo.{step}_{i}") == "success"]
-        if wanted:
-            for index, value in zip(wanted, ti.xcom_pull(task_ids=f"repo.{step}", map_indexes=wanted)):
-                results[index] = xcom_dict(value)
-    return results
-
-
-def skip_messages(ti: Any, repos: list[dict[str, Any]], states: dict[str, Any],
-                  results: list[dict[str, Any] | None], settings: Settings) -> dict[int, str]:
-    """Per repo index, why its chain's first skipped step skipped. What follows from the chain's result
-    (no change, dry run, green CI) is said at once; the rest (kill switch, lease, stall, deadline) is the
-    skip's own message, read from the task's log through the REST API (the Task SDK keeps no other record
-    of it), else the kill switch if it is on now."""
-    wanted = {index: step for index in range(len(repos)) if (step := first_skipped(states, index))}
-    messages = {}
-    for index, step in wanted.items():
-        known = known_reason(step, results[index], dry_run=settings.dry_run, paused=False)
-        if known:
-            messages[index] = known
-    unknown = [(f"repo.{wanted[i]}", i) for i in wanted if i not in messages]
-    if not unknown:
-        return messages
-    found, why_not = skip_reasons(ti.dag_id, ti.run_id, unknown)
-    if why_not:
-        log.warning("skip reasons: %s; the summary says what it can tell by itself", why_not)
-    paused = fleet_paused()
-    for task_id, index in unknown:
-        message = found.get((task_id, index)) or known_reason(wanted[index], results[index],
-                                                              dry_run=settings.dry_run, paused=paused)
-        if message:
-            messages[index] = message
-    return messages
-
-
-def previous_summary(ti: Any) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """The rows of this DAG's previous run's summary (by logical date) and that run's id, if any."""
-    try:
-        previous = ti.get_previous_dagrun()
-        if previous is None:
-            log.info("no previous run to compare skips with (this run has no logical date, or is the first)")
-            return None, None
-        rows = ti.xcom_pull(task_ids="summary", key=ROWS_KEY, run_id=previous.run_id)
-    except Exception as e:  # noqa: BLE001 - the comparison is advice; the summary itself must still finish
-        log.warning("could not read the previous run's summary: %r", e)
-        return None, None
-    return (list(rows) if rows else None), previous.run_id
-
-
-@task(task_id="summary", trigger_rule=TriggerRule.ALL_DONE)
-def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Log one row per repo with the state of each link of its chain and why a step skipped, warn about
-    runs that did nothing, release the repos, report failures."""
-    context = get_current_context()
-    ti = context["ti"]
-    settings = run_settings(context)
-    if repos is None:
-        raise CloneError("discover did not produce the fleet (it failed); see the discover task's log")
-    released = lease.release_all(settings.workspace, ti.run_id)
-    if released:
-        log.info("released %d repo lease(s)", len(released))
-    states = ti.get_task_states(dag_id=ti.dag_id, task_group_id="repo", run_ids=[ti.run_id])
-    run_states = states.get(ti.run_id, {})
-    results = last_results(ti, len(repos), run_states)
-    rows = repo_rows(repos, run_states, results, skip_reasons=skip_messages(ti, repos, run_states, results,
-                                                                             settings))
-    ti.xcom_push(key=ROWS_KEY, value=rows)  # for the next run's comparison, also when this one fails
-    notes = warnings(rows, *previous_summary(ti))
-    for note in notes:
-        log.warning("%s", note)
-    record = fleet_record(rows, results, disabled=ti.xcom_pull(task_ids="discover", key=DISABLED_KEY) or [],
-                          budget_tokens=settings.max_tokens_per_run, paused=fleet_paused())
-    ti.xcom_push(key=RECORD_KEY, value=record)  # what the Clone fleet page reads
-    notify_fleet_run(ti, record, RECORD_KEY)
-    table = headline(rows) + "\n\n" + render_table(rows, notes)
-    log.info("run summary:\n%s", table)
-    why_not = set_run_note(ti.dag_id, ti.run_id, table)
-    if why_not:
-        log.warning("the summary was not set as the DAG run's note: %s", why_not)
-    else:
-        log.info("the summary is the DAG run's note")
-    failed = [row["repo"] for row in rows if row["failed"]]
-    if failed:
-        # The summary is the run's leaf: failing it is what marks the whole run failed.
-        raise CloneError(f"{len(failed)} of {len(rows)} repo(s) failed: {', '.join(failed)} "
-                         "(see each repo's task logs)")
-    return rows
 
 
 @task.short_circuit(task_id="more_cycles", trigger_rule=TriggerRule.ALL_DONE, ignore_downstream_trigger_rules=True)
@@ -325,7 +200,7 @@ def more_cycles() -> dict[str, Any] | None:
 
 def build_fleet_dag(*, dag_id: str = "clone_fleet", schedule: str | None = DEFAULT_SCHEDULE,
                     doc_md: str | None = None) -> DAG:
-    """The fleet DAG: discover -> (per repo, mapped) agent pass -> push -> CI wait -> autofix -> summary."""
+    """The fleet DAG: discover -> (per repo, mapped) agent pass -> push -> CI wait -> autofix -> land -> summary."""
     settings = parse_time_settings()
 
     @dag(dag_id=dag_id, schedule=schedule, doc_md=doc_md, tags=["clone"], params=fleet_params(), **DAG_DEFAULTS)

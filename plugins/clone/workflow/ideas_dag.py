@@ -86,7 +86,8 @@ def bootstrap(idea: dict[str, Any]) -> dict[str, Any]:
     label(context, idea["id"])
     skip_if_paused(idea["id"])
     run_id = context["run_id"]
-    return _run("bootstrap", idea, lambda settings, current: steps.bootstrap(settings, current, run_id))
+    dag_id = context["ti"].dag_id
+    return _run("bootstrap", idea, lambda settings, current: steps.bootstrap(settings, current, run_id, dag_id))
 
 
 @task(task_id="publish", map_index_template=REPO_LABEL)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-CHAIN = ("agent_pass", "push", "ci_wait", "autofix")
+from clone.work.chain import ChainResult
+
+CHAIN = ("agent_pass", "push", "ci_wait", "autofix", "land")
 FAILED_STATES = {"failed", "upstream_failed"}
 COLUMNS = ("repo", "pass", "verification", "commits", "CI", "autofix", "tokens", "duration", "CI run", "result")
 #: Kinds of skip, told apart by the words of the skip message each task raises (first match wins).
@@ -21,9 +23,11 @@ SKIP_KINDS = (
     ("no remote", "no remote"),
     ("no GitHub mapping", "no GitHub mapping"),
     ("green", "nothing to fix"),
+    ("direct", "the push was the landing"),
 )
-#: Skips that are a chain's normal end, not worth a word in the row: autofix after a green CI.
-QUIET_SKIPS = frozenset({"green"})
+#: Skips that are a chain's normal end, not worth a word in the row: autofix after a green CI, land in
+#: direct mode.
+QUIET_SKIPS = frozenset({"green", "direct"})
 #: Skips nobody asked for: a run whose repos all skipped for these did nothing, and must say so.
 NON_USER_SKIPS = frozenset({"lease", "stall", "deadline", "budget", "unknown"})
 REASON_MAX_CHARS = 160
@@ -54,35 +58,36 @@ def _short(reason: str, repo: str) -> str:
     return reason.replace("|", "/")  # a pipe would split the Markdown table's cell
 
 
-def _pass_state(states: Mapping[str, str], result: Mapping[str, Any] | None) -> str:
+def _pass_state(states: Mapping[str, str], result: ChainResult | None) -> str:
     state = states["agent_pass"]
     if state == "success" and result is not None:
-        return "changed" if result.get("changed") else "no change"
+        return "changed" if result.changed else "no change"
     return state
 
 
-def known_reason(step: str, result: Mapping[str, Any] | None, *, dry_run: bool, paused: bool) -> str | None:
+def known_reason(step: str, result: ChainResult | None, *, dry_run: bool, paused: bool) -> str | None:
     """What the summary can tell by itself of why ``step`` skipped (``result`` is the last result the chain
     returned before it). All but the kill switch (``paused``: as it is now) follow from the result."""
-    result = result or {}
-    if step == "push" and result and not result.get("changed"):
+    if step == "push" and result and not result.changed:
         return "the pass made no change; nothing to push"
     if step == "push" and dry_run:
         return "dry run; the commit stays in the workspace"
-    if step == "push" and result and not result.get("has_remote", True):
+    if step == "push" and result and not result.has_remote:
         return "no remote; the commit stays in the workspace"
-    if step == "ci_wait" and result and not result.get("github"):
+    if step == "ci_wait" and result and not result.github:
         return "no GitHub mapping; CI wait skipped"
-    status = (result.get("ci") or {}).get("status")
+    status = result.ci_status if result else None
     if step == "autofix" and status in ("success", "no_ci"):
         return f"CI {status}; nothing to fix"
+    if step == "land" and result and result.push_mode == "direct":
+        return "direct mode; the push was the landing, nothing to land"
     if step in ("agent_pass", "autofix") and paused:
         return "the kill switch is on (Airflow Variable clone_paused=true)"
     return None
 
 
 def repo_rows(repos: Sequence[Mapping[str, Any]], states: Mapping[str, Any],
-              results: Sequence[Mapping[str, Any] | None] = (), group: str = "repo",
+              results: Sequence[ChainResult | None] = (), group: str = "repo",
               skip_reasons: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """Rows from ``discover``'s repo list, the run's task states (keys ``<group>.<task>_<map index>``),
     per repo the last result its chain returned (None when none did), and per repo index the message of
@@ -91,22 +96,22 @@ def repo_rows(repos: Sequence[Mapping[str, Any]], states: Mapping[str, Any],
     for index, repo in enumerate(repos):
         chain = {step: states.get(f"{group}.{step}_{index}") or "none" for step in CHAIN}
         result = results[index] if index < len(results) else None
-        result = result or {}
         skipped = first_skipped(states, index, group)
         reason = (skip_reasons or {}).get(index)
-        ci = result.get("ci") or {}
-        runs = ci.get("runs") or []
-        attempts = result.get("autofix_attempts")
-        commits = (1 if result.get("pushed") else 0) + (attempts or 0)
+        ci = (result.ci if result else None) or {}
+        runs = result.ci_runs if result else []
+        attempts = result.autofix_attempts if result else None
+        pushed = bool(result and result.pushed)
+        agent = (result.agent if result else None) or {}
         rows.append({
             "repo": repo.get("name", f"#{index}"),
-            "pass": _pass_state(chain, result or None),
-            "verification": result.get("verification", "-"),
-            "commits": commits if result.get("pushed") else ("local" if result.get("changed") else 0),
-            "CI": ("flaky" if result.get("flaky") else ci.get("status", "-")),
+            "pass": _pass_state(chain, result),
+            "verification": result.verification if result else "-",
+            "commits": 1 + (attempts or 0) if pushed else ("local" if result and result.changed else 0),
+            "CI": ("flaky" if result and result.flaky else ci.get("status", "-")),
             "autofix": attempts if attempts is not None else ("-" if chain["autofix"] != "failed" else "failed"),
-            "tokens": result.get("tokens", (result.get("agent") or {}).get("usage", {}).get("total_tokens", 0)),
-            "duration": f"{(result.get('agent') or {}).get('duration', 0):.0f}s" if result.get("agent") else "-",
+            "tokens": result.tokens if result else 0,
+            "duration": f"{agent.get('duration', 0):.0f}s" if agent else "-",
             "CI run": runs[-1].get("html_url") if runs else "-",
             # A red CI that nothing fixed (autofix skipped by the kill switch, say) is a failure too.
             "failed": any(state in FAILED_STATES for state in chain.values())
