@@ -1,4 +1,6 @@
-"""A small GitHub REST client over httpx: conditional requests, rate-limit awareness, job logs.
+"""A small GitHub REST client over httpx for the CI poll: conditional requests, rate-limit awareness.
+
+One-shot calls (repos, pulls, merges, re-runs, jobs, logs) go through PyGithub (clone.github.client).
 
 Every call returns an :class:`ApiAnswer`; deciding what a status means is left to the caller.
 Transient failures are retried here, once for every caller (see :class:`RetryPolicy`):
@@ -18,15 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import tenacity
 
-from clone.errors import GitHubError
+from clone.github.client import GATEWAY_ERRORS, RetryPolicy, is_idempotent
 from clone.github.connection import GitHubEndpoint
 
 log = logging.getLogger(__name__)
@@ -70,36 +71,10 @@ class ApiAnswer:
         return None
 
 
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How transient GitHub failures are retried: ``retries`` more attempts, waits 1 s, 2 s, 4 s, ...
-    (with jitter) capped at ``max_wait``; a rate limit waits what its headers say, if at most ``max_wait``."""
-
-    retries: int = 4
-    max_wait: float = 60.0
-    first_wait: float = 1.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
-        from clone.config.settings import _Reader  # the one parser of environment knobs
-
-        reader = _Reader(os.environ if env is None else env)
-        return cls(retries=reader.integer("CLONE_GITHUB_RETRIES", cls.retries),
-                   max_wait=reader.number("CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS", cls.max_wait))
-
-
-#: Status codes a POST/PUT is retried on: the gateway, not GitHub's application, answered.
-GATEWAY_ERRORS = frozenset({502, 503, 504})
 #: Network errors with no answer at all, after which a non-idempotent request is retried
 #: (a read/write timeout may mean GitHub is still working on it: not retried).
 NO_ANSWER_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError,
                  httpx.ReadError)
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE"})
-
-
-def is_idempotent(method: str, path: str) -> bool:
-    """GET-like methods, and asking for a workflow re-run (asking twice re-runs once)."""
-    return method in IDEMPOTENT_METHODS or (method == "POST" and path.endswith(("/rerun", "/rerun-failed-jobs")))
 
 
 class GitHubApi:
@@ -197,39 +172,6 @@ class GitHubApi:
             return send()
 
         return retrying(counted), attempts
-
-    def get_json(self, path: str, **params: Any) -> Any:
-        """GET that must succeed; raises GitHubError naming the path and the answer."""
-        try:
-            answer = self.request("GET", path, params=params or None)
-        except httpx.HTTPError as e:
-            raise GitHubError(f"GET {path}: GitHub API unreachable after {self.retry.retries + 1} attempts "
-                              f"({type(e).__name__}: {e})") from e
-        if not answer.ok:
-            message = (answer.data or {}).get("message") if isinstance(answer.data, dict) else None
-            raise GitHubError(f"GET {path} answered {answer.status}{answer.tried}: {message or 'no message'}")
-        return answer.data
-
-    def download_job_log(self, repo: str, job_id: int) -> str:
-        """A job's plain-text log. GitHub answers 302 to a pre-signed URL that must get no token."""
-        path = f"/repos/{repo}/actions/jobs/{job_id}/logs"
-
-        def download() -> httpx.Response:
-            response = self._client.get(f"{self.endpoint.base_url}{path}", headers=self._headers())
-            if response.status_code in (301, 302, 303, 307, 308):
-                location = response.headers.get("location", "")
-                response = self._client.get(location, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
-            return response
-
-        try:
-            response, attempts = self._send(download, "GET", path)
-        except httpx.HTTPError as e:
-            raise GitHubError(f"GET {path}: unreachable after {self.retry.retries + 1} attempts "
-                              f"({type(e).__name__}: {e})") from e
-        if response.status_code != 200:
-            tried = f" after {attempts} attempts" if attempts > 1 else ""
-            raise GitHubError(f"GET {path} answered {response.status_code}{tried}")
-        return response.text
 
 
 def _answer_of(response: httpx.Response) -> ApiAnswer:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-DEFAULT_API_URL = "https://api.github.com"
+from clone.github.client import DEFAULT_API_URL, base_url_of
+
+__all__ = ["DEFAULT_API_URL", "GitHubEndpoint", "aendpoint_for", "endpoint_for"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,14 +19,7 @@ class GitHubEndpoint:
     @classmethod
     def from_connection(cls, conn) -> GitHubEndpoint:
         """From an Airflow connection: token in ``password``, API base URL in ``host`` (empty: github.com)."""
-        host = (conn.host or "").strip()
-        if not host:
-            base = DEFAULT_API_URL
-        elif "://" in host:
-            base = host
-        else:
-            base = f"https://{host}"
-        return cls(base_url=base.rstrip("/"), token=conn.password or "")
+        return cls(base_url=base_url_of(conn.host), token=conn.password or "")
 
 
 def endpoint_for(conn_id: str) -> GitHubEndpoint:

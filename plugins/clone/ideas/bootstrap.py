@@ -28,7 +28,7 @@ from clone.memory import prompts
 from clone.agents import AgentRun, build_agent
 from clone.errors import AgentError, CloneError
 from clone.util.git import Git, redact_url
-from clone.github.api import GitHubApi
+from clone.github.client import GitHubClient
 from clone.github.repos import GitHubRepo, GitHubUnavailable, ensure_private_repo
 from clone.ideas.ideas_file import ACTIVE, TRIAGED, Idea
 from clone.work.passes import commit_message
@@ -235,7 +235,7 @@ def _push(git: Git, url: str) -> None:
         time.sleep(2.0 * attempt)
 
 
-def publish(settings: Settings, idea: Idea, api: GitHubApi) -> Idea:
+def publish(settings: Settings, idea: Idea, api: GitHubClient) -> Idea:
     """Create (or reuse) the private GitHub repo, make it ``origin`` and push main."""
     target = Path(idea.repo_path) if idea.repo_path else target_dir(settings, idea.repo_name or "")
     git = Git(target, identity(settings))

@@ -23,8 +23,7 @@ from clone.errors import CIFailed, CloneError, PushConflict
 from clone.fleet.repos_file import RepoEntry
 from clone.util.git import Git
 from clone.github import pulls
-from clone.github.api import GitHubApi
-from clone.github.connection import endpoint_for
+from clone.github.client import GitHubClient
 from clone.operators.ci import CIWatchMixin, final_failures, label, log_ci_event
 from clone.config.params import run_settings
 from clone.work.passes import checks_for
@@ -121,7 +120,7 @@ class LandMixin(CIWatchMixin):
 
     def _finish_pr(self, settings: Settings, result: dict[str, Any], ci: dict[str, Any], sha: str) -> dict[str, Any]:
         number = result["pull"]["number"]
-        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+        with GitHubClient.for_connection(settings.github_conn_id) as api:
             pulls.update_body(api, result["github"], number, pulls.render_body(result, ci))
             if not settings.pr_automerge or ci.get("status") != "success":
                 log.info("PR #%s: CI %s; %s leaves the merge to a person: %s", number, ci.get("status"),
