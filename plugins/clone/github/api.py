@@ -27,8 +27,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from clone.github.client import GATEWAY_ERRORS, RetryPolicy, is_idempotent
-from clone.github.connection import GitHubEndpoint
+from clone.github.connection import GATEWAY_ERRORS, GitHubEndpoint, RetryPolicy, is_idempotent
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from clone.github.api import ApiAnswer, GitHubApi
-from clone.github.client import GitHubClient, failure
 from clone.checks.redact import mask_secrets
+
+if TYPE_CHECKING:  # PyGithub is imported when failure evidence is fetched, not at DAG parse
+    from clone.github.client import GitHubClient
 
 GREEN = {"success", "neutral", "skipped"}
 MAX_ERROR_BACKOFF = 300.0
@@ -157,6 +159,8 @@ def clean_log(text: str, max_lines: int) -> str:
 
 def failure_report(client: GitHubClient, repo: str, runs: list[dict[str, Any]], max_lines: int) -> str:
     """The failing jobs of the failed runs: job, failing step, and the cleaned tail of its log."""
+    from clone.github.client import failure
+
     sections = []
     for run in runs:
         if run.get("conclusion") in GREEN:
@@ -184,6 +188,8 @@ def failure_report(client: GitHubClient, repo: str, runs: list[dict[str, Any]], 
 
 def _job_log(client: GitHubClient, repo: str, job) -> str:
     """A job's plain-text log: GitHub answers 302 to a pre-signed URL, fetched with no token."""
+    from clone.github.client import failure
+
     try:
         url = job.logs_url()
     except Exception as e:
@@ -193,6 +199,8 @@ def _job_log(client: GitHubClient, repo: str, job) -> str:
 
 def rerun_failed_jobs(client: GitHubClient, repo: str, run_id: int) -> bool:
     """Ask GitHub to re-run a run's failed jobs (idempotent, so retried); True when it accepted."""
+    from clone.github.client import failure
+
     try:
         return client.github.get_repo(repo).get_workflow_run(int(run_id)).rerun_failed_jobs()
     except Exception as e:
@@ -201,6 +209,8 @@ def rerun_failed_jobs(client: GitHubClient, repo: str, run_id: int) -> bool:
 
 def run_attempts(client: GitHubClient, repo: str, sha: str) -> list[dict[str, Any]]:
     """The workflow runs for ``sha`` (compact: id, name, status, conclusion, html_url, run_attempt)."""
+    from clone.github.client import failure
+
     try:
         runs = client.github.get_repo(repo).get_workflow_runs(head_sha=sha).get_page(0)
     except Exception as e:

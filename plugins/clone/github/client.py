@@ -16,12 +16,10 @@ by :class:`RetryPolicy`:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -30,42 +28,18 @@ from github import Auth, Github, GithubException, GithubRetry, RateLimitExceeded
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
 
 from clone.errors import GitHubError
+from clone.github.connection import DEFAULT_API_URL, GATEWAY_ERRORS, RetryPolicy, base_url_of, is_idempotent
+
+__all__ = ["DEFAULT_API_URL", "CloneRetry", "GitHubClient", "RetryPolicy", "failure", "is_transient",
+           "message_of"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://api.github.com"
 USER_AGENT = "clone-airflow"
 TIMEOUT_SECONDS = 30
-#: Status codes a POST/PUT is retried on: the gateway, not GitHub's application, answered.
-GATEWAY_ERRORS = frozenset({502, 503, 504})
 _ALL_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE", "POST", "PUT"})
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE"})
 #: Secondary rate limits without Retry-After: GitHub says wait at least a minute.
 SECONDARY_RATE_WAIT = 60.0
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How transient GitHub failures are retried: ``retries`` more attempts, waits 1 s, 2 s, 4 s, ...
-    (with jitter) capped at ``max_wait``; a rate limit waits what its headers say, if at most ``max_wait``."""
-
-    retries: int = 4
-    max_wait: float = 60.0
-    first_wait: float = 1.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
-        from clone.config.settings import _Reader  # the one parser of environment knobs
-
-        reader = _Reader(os.environ if env is None else env)
-        return cls(retries=reader.integer("CLONE_GITHUB_RETRIES", cls.retries),
-                   max_wait=reader.number("CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS", cls.max_wait))
-
-
-def is_idempotent(method: str, path: str) -> bool:
-    """GET-like methods, and asking for a workflow re-run (asking twice re-runs once)."""
-    return method in _IDEMPOTENT or (method == "POST" and path.rstrip("/").endswith(("/rerun",
-                                                                                      "/rerun-failed-jobs")))
 
 
 class CloneRetry(GithubRetry):
@@ -134,14 +108,6 @@ class CloneRetry(GithubRetry):
             wait = self.get_backoff_time()
         if wait > 0:
             self._sleeper(wait)
-
-
-def base_url_of(host: str | None) -> str:
-    """The API base URL from a connection's ``host`` (empty: github.com; no scheme: https)."""
-    host = (host or "").strip()
-    if not host:
-        return DEFAULT_API_URL
-    return (host if "://" in host else f"https://{host}").rstrip("/")
 
 
 class GitHubClient:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from github import GithubException
+from typing import TYPE_CHECKING
 
-from clone.github.client import GitHubClient, failure, message_of
+if TYPE_CHECKING:
+    from clone.github.client import GitHubClient
+
+# PyGithub is imported inside the functions: DAG files import this module at parse time.
 
 log = logging.getLogger(__name__)
 
 
 def _open_pull_for(client: GitHubClient, repo: str, head: str) -> dict[str, Any] | None:
+    from clone.github.client import failure
+
     owner = repo.split("/", 1)[0]
     try:
         found = client.github.get_repo(repo).get_pulls(state="open", head=f"{owner}:{head}").get_page(0)
@@ -23,6 +28,10 @@ def _open_pull_for(client: GitHubClient, repo: str, head: str) -> dict[str, Any]
 
 def open_pull(client: GitHubClient, repo: str, *, head: str, base: str, title: str, body: str) -> dict[str, Any]:
     """Open a PR from ``head`` to ``base``, or return the open one that already exists for ``head``."""
+    from github import GithubException
+
+    from clone.github.client import failure, message_of
+
     existing = _open_pull_for(client, repo, head)
     if existing:
         log.info("PR: reusing #%s %s", existing.get("number"), existing.get("html_url"))
@@ -46,6 +55,8 @@ def open_pull(client: GitHubClient, repo: str, *, head: str, base: str, title: s
 
 
 def update_body(client: GitHubClient, repo: str, number: int, body: str) -> None:
+    from clone.github.client import failure
+
     try:
         client.github.get_repo(repo).get_pull(number).edit(body=body)
     except Exception as e:
@@ -54,6 +65,10 @@ def update_body(client: GitHubClient, repo: str, number: int, body: str) -> None
 
 def merge(client: GitHubClient, repo: str, number: int, sha: str) -> str:
     """Merge PR ``number`` if its head is still ``sha``; returns the merge commit sha."""
+    from github import GithubException
+
+    from clone.github.client import failure
+
     pull = client.github.get_repo(repo).get_pull(number)
     try:
         return str(pull.merge(sha=sha).sha or "")

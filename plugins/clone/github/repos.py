@@ -13,10 +13,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from github import GithubException
+from typing import TYPE_CHECKING
 
 from clone.errors import GitHubError
-from clone.github.client import GitHubClient, failure, is_transient, message_of
+
+if TYPE_CHECKING:
+    from clone.github.client import GitHubClient
+
+# PyGithub is imported inside the functions: DAG files import this module at parse time.
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,10 @@ class GitHubRepo:
 
 def _raise(what: str, e: Exception, client: GitHubClient) -> None:
     """Network failures, 5xx and rate limits raise GitHubUnavailable; 401 names the connection."""
+    from github import GithubException
+
+    from clone.github.client import failure, is_transient, message_of
+
     if isinstance(e, GithubException) and not is_transient(e):
         if e.status == 401:
             raise GitHubError(f"{what} answered 401 ({message_of(e)}): the GitHub token was rejected; "
@@ -79,6 +87,10 @@ def token_login(client: GitHubClient) -> str:
 
 def get_repo(client: GitHubClient, full_name: str) -> GitHubRepo | None:
     """``GET /repos/{full_name}``; None when it does not exist (or the token cannot see it)."""
+    from github import GithubException
+
+    from clone.github.client import failure, is_transient, message_of
+
     path = f"/repos/{full_name}"
     try:
         repo = client.github.get_repo(full_name)
@@ -95,6 +107,10 @@ def get_repo(client: GitHubClient, full_name: str) -> GitHubRepo | None:
 def create_private_repo(client: GitHubClient, owner: str, name: str, description: str, *,
                         organisation: bool) -> GitHubRepo | None:
     """Create ``owner/name`` as a private, empty repository; None when the name already exists there."""
+    from github import GithubException
+
+    from clone.github.client import failure, is_transient, message_of
+
     path = f"/orgs/{owner}/repos" if organisation else "/user/repos"
     try:
         account = client.github.get_organization(owner) if organisation else client.github.get_user()

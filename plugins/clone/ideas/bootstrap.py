@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clone.memory import core_policy
 from clone.fleet import repos_file as fleet
@@ -28,8 +28,10 @@ from clone.memory import prompts
 from clone.agents import AgentRun, build_agent
 from clone.errors import AgentError, CloneError
 from clone.util.git import Git, redact_url
-from clone.github.client import GitHubClient
 from clone.github.repos import GitHubRepo, GitHubUnavailable, ensure_private_repo
+
+if TYPE_CHECKING:
+    from clone.github.client import GitHubClient
 from clone.ideas.ideas_file import ACTIVE, TRIAGED, Idea
 from clone.work.passes import commit_message
 from clone.checks.redact import mask_secrets

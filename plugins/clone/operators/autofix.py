@@ -23,7 +23,6 @@ from clone.agents import AgentRun, build_agent
 from clone.workflow.controls import skip_if_paused
 from clone.errors import AgentError, CIFailed, CloneError, GitHubError
 from clone.util.git import Git
-from clone.github.client import GitHubClient
 from clone.github.ci import failure_report, rerun_failed_jobs, run_attempts
 from clone.operators.ci import REPO_LABEL, final_failures, label, log_ci_event, xcom_dict
 from clone.operators.land import LandMixin
@@ -107,6 +106,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
             return self.ci_done(context, event)
         if settings.ci_rerun_failed:
             try:
+                from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
                 with GitHubClient.for_connection(settings.github_conn_id) as client:
                     now = run_attempts(client, result["github"], ci["sha"])
             except GitHubError as e:
@@ -130,6 +130,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
     def _rerun_failed_jobs(self, settings: Settings, ci: dict[str, Any]) -> bool:
         """Ask GitHub to re-run the failed jobs once (CLONE_CI_RERUN_FAILED); True if any re-run started."""
         started = False
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
         with GitHubClient.for_connection(settings.github_conn_id) as client:
             for run in ci.get("runs") or []:
                 if run.get("conclusion") in ("success", "neutral", "skipped"):
@@ -209,6 +210,7 @@ class CloneAutofixOperator(LandMixin, BaseOperator):
         repo, sha = result["repo"], ci["sha"]
         run_id = context["run_id"]
         log.info("autofix: attempt %d/%d for %s at %s", attempt, settings.autofix_max_attempts, repo, sha[:12])
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
         with GitHubClient.for_connection(settings.github_conn_id) as client:
             report = failure_report(client, result["github"], ci.get("runs") or [], settings.ci_log_max_lines)
         log.info("autofix: failing jobs handed to the agent:\n%s", report or "(none found)")

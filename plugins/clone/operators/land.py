@@ -23,7 +23,6 @@ from clone.errors import CIFailed, CloneError, PushConflict
 from clone.fleet.repos_file import RepoEntry
 from clone.util.git import Git
 from clone.github import pulls
-from clone.github.client import GitHubClient
 from clone.operators.ci import CIWatchMixin, final_failures, label, log_ci_event
 from clone.config.params import run_settings
 from clone.work.passes import checks_for
@@ -120,6 +119,7 @@ class LandMixin(CIWatchMixin):
 
     def _finish_pr(self, settings: Settings, result: dict[str, Any], ci: dict[str, Any], sha: str) -> dict[str, Any]:
         number = result["pull"]["number"]
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
         with GitHubClient.for_connection(settings.github_conn_id) as api:
             pulls.update_body(api, result["github"], number, pulls.render_body(result, ci))
             if not settings.pr_automerge or ci.get("status") != "success":

@@ -23,7 +23,6 @@ from clone.fleet.repos_file import RepoEntry, load_fleet, merge_discovered
 from clone.util.git import Git
 from clone.operators.autofix import CloneAutofixOperator
 from clone.github import pulls
-from clone.github.client import GitHubClient
 from clone.operators.ci import xcom_dict, REPO_LABEL, GitHubCIWaitOperator, label
 from clone.operators.land import work_branch
 from clone.config.params import fleet_params, parse_time_settings, run_settings
@@ -174,6 +173,7 @@ def push(pass_result: dict[str, Any]) -> dict[str, Any]:
                            "recorded in INCIDENTS.md") from e
     result = {**pass_result, "pushed": True, "pushed_sha": sha, "push_branch": target}
     if mode == "pr":
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
         with GitHubClient.for_connection(settings.github_conn_id) as api:
             first_line = ((pass_result.get("agent") or {}).get("last_message") or "").strip().splitlines()
             title = f"clone: {first_line[0][:80]}" if first_line else f"clone: maintenance pass on {repo}"
