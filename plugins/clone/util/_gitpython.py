@@ -3,14 +3,18 @@
 :class:`RunnerGit` is GitPython's command wrapper with ``execute`` handing the command GitPython built
 to :func:`clone.util.git._run` (the runner: hermetic env, process-group timeout, masked log).
 GitPython's own ``execute`` would start from ``os.environ`` and could not drop a secret or a
-redirecting ``GIT_*`` variable. :func:`open_repo` uses the pure-Python object database (``GitDB``),
-so reads start no ``git cat-file`` process.
+redirecting ``GIT_*`` variable. :func:`open_repo` keeps GitPython's default object database
+(``GitCmdObjectDB``; its pure-Python ``GitDB`` is deprecated upstream and misreads some packs),
+whose object reads :class:`RunnerGit` serves with one-shot ``git cat-file`` through the runner
+instead of GitPython's long-lived ``cat-file --batch`` processes, which the runner cannot supervise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+
+import io
 
 import git as gitpython
 from git.exc import GitCommandError
@@ -53,6 +57,28 @@ class RunnerGit(gitpython.Git):
         return (result.returncode, stdout, result.stderr) if with_extended_output else stdout
 
 
+    # -- object reads for GitCmdObjectDB (GitPython would keep `git cat-file --batch` processes) --------
+    def get_object_header(self, ref: str | bytes) -> tuple[bytes, bytes, int]:
+        ref = ref.decode() if isinstance(ref, bytes) else ref
+        line = self.execute(["git", "cat-file", "--batch-check"], istream=f"{ref}\n").strip()
+        tokens = line.split()
+        if len(tokens) != 3 or not tokens[2].isdigit():
+            raise ValueError(f"SHA {ref} could not be resolved, git returned: {line!r}")
+        return tokens[0].encode(), tokens[1].encode(), int(tokens[2])
+
+    def get_object_data(self, ref: str | bytes) -> tuple[bytes, bytes, int, bytes]:
+        hexsha, typename, size = self.get_object_header(ref)
+        if typename not in (b"commit", b"tag"):  # the runner reads text; trees and blobs are binary
+            raise GitError(f"git object {ref} is a {typename.decode()}: Clone reads only commits and tags "
+                           "through GitPython (use Git.run for others)")
+        text = self.execute(["git", "cat-file", typename.decode(), hexsha.decode()], strip_newline_in_stdout=False)
+        return hexsha, typename, size, text.encode()
+
+    def stream_object_data(self, ref: str | bytes):
+        hexsha, typename, size, data = self.get_object_data(ref)
+        return hexsha, typename, size, io.BytesIO(data)
+
+
 class _Repo(gitpython.Repo):
     GitCommandWrapperType = RunnerGit
 
@@ -60,7 +86,7 @@ class _Repo(gitpython.Repo):
 def open_repo(path: Path, env: Mapping[str, str]) -> gitpython.Repo:
     """``path`` as a GitPython Repo whose commands run through the runner with ``env``."""
     try:
-        repo = _Repo(path, odbt=gitpython.GitDB)
+        repo = _Repo(path)
     except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError) as e:
         raise GitError(f"{path} is not a git repository ({type(e).__name__})") from e
     repo.git.env = env
