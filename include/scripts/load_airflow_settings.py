@@ -263,8 +263,8 @@ def override_pool_slots(settings: Settings, overrides: Mapping[str, int]) -> Set
 def import_files(settings: Settings, directory: Path) -> dict[str, Path]:
     """Write the files ``airflow connections|pools|variables import`` read (only non-empty sections).
 
-    Every field is written, empty ones as null, so an import replaces the whole entry (a password
-    removed from the settings file is removed from Airflow too). The files are private (0600).
+    Every field is written, empty ones as null, so an import replaces the whole entry, except that
+    Airflow keeps a stored password when the new one is empty. The files are private (0600).
     """
     connections = {spec.conn_id: spec.uri if spec.uri else {
         "conn_type": spec.conn_type, "host": spec.host, "schema": spec.schema, "login": spec.login,
