@@ -66,9 +66,8 @@ def gh(tmp_path: Path):
 
 @pytest.fixture
 def api(gh: FakeGitHub):
-    # Real retries, short waits (a rate limit asking for more than 0.05 s is not waited out).
-    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN),
-                   retry=RetryPolicy(retries=4, max_wait=0.05, first_wait=0.01)) as client:
+    # The poll's client never retries: poll() backs off between its own calls.
+    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as client:
         yield client
 
 

@@ -48,7 +48,7 @@ def api(gh: FakeGitHub, waits: list[float]):
 @pytest.fixture
 def poller(gh: FakeGitHub):
     """The CI poll's own small client (it backs off between its own calls)."""
-    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN), retry=FAST) as client:
+    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as client:
         yield client
 
 
