@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/fleet_scale.py                  # sizes 100 and 1000
     .venv/bin/python bench/fleet_scale.py --sizes 5,10 --repeats 1 --report-only   # a smoke run
+    .venv/bin/python bench/fleet_scale.py --gitpython      # also discovery through GitPython
 
 For each size it builds, in a temporary directory, a code root of real git checkouts
 (a template repository copied, each copy given its own HEAD commit and date: loose commits
@@ -18,7 +19,9 @@ It then measures
   (median; sizes interleaved after one uncounted warm-up), and the size of the serialized DAGs;
 * **discovery**: ``clone.fleet.discover.discover`` against the bash version's way, ``find ROOT ...
   -name .git`` then ``git log -1 --format=%ct`` per checkout, with the same depth and skip
-  rules; both must find the same checkouts with the same commit times.
+  rules; both must find the same checkouts with the same commit times. With ``--gitpython``, also
+  the same walk reading each HEAD commit through GitPython (``GitDB`` and ``GitCmdObjectDB``), the
+  library the hand-written reader has to beat to be kept (differences are marked DIFFER).
 
 Targets (exit status 1 when missed): parse time at the largest size at most 1.5x the smallest,
 and discovery at the largest size at least 2x faster than the baseline. Differing discovery
