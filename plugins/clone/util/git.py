@@ -22,8 +22,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from gitdb.exc import BadName, BadObject
-
 from clone.config import environment
 from clone.util import runner
 from clone.errors import GitError, PushConflict
@@ -116,21 +114,21 @@ class Git:
         result = self.run("rev-parse", "--git-dir", check=False)
         return result.ok
 
+    # head and rev ask ``git rev-parse`` (one process, through repo.git): GitPython's own object reads
+    # would need its deprecated GitDB backend or more ``git cat-file`` processes per call.
     def head(self) -> str:
-        try:
-            return self.repo.head.commit.hexsha
-        except ValueError as e:  # an unborn branch
-            raise GitError(f"{self.path}: HEAD has no commit yet ({e})") from e
+        status, out, err = self.repo.git.rev_parse("--verify", "--quiet", "HEAD^{commit}",
+                                                   with_extended_output=True, with_exceptions=False)
+        if status != 0 or not out.strip():
+            raise GitError(f"{self.path}: HEAD has no commit yet ({err.strip() or 'rev-parse found none'})",
+                           argv=("git", "rev-parse", "HEAD"), returncode=status, output=err)
+        return out.strip()
 
     def rev(self, ref: str) -> str | None:
         """The commit ``ref`` names, or None when it names none."""
-        repo = self.repo
-        try:
-            found = repo.rev_parse(f"{ref}^{{commit}}")
-            # rev_parse takes a full hex id on trust: look the object up, as ``git rev-parse --verify`` does.
-            return found.hexsha if repo.odb.info(found.binsha).type == b"commit" else None
-        except (BadName, BadObject, ValueError, IndexError):
-            return None
+        status, out, _ = self.repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}",
+                                                 with_extended_output=True, with_exceptions=False)
+        return out.strip() if status == 0 and out.strip() else None
 
     def remote_url(self, remote: str) -> str | None:
         try:
