@@ -4,8 +4,10 @@ Git runs hermetically: an explicit repository path (never the process cwd), ``GI
 variables that could redirect it scrubbed, no hooks, no GPG signing, no terminal prompts,
 and Airflow's own secrets kept out of its environment. Commits carry the bot identity.
 
-GitPython does the work: :class:`git.Repo` reads refs, commits and remotes in-process (pure-Python
-object database, ``GitDB``), and ``repo.git`` builds every command. GitPython's own ``execute``
+GitPython does the work: :class:`git.Repo` finds the repository, its remotes (config read in-process)
+and ancestry (``Repo.is_ancestor``); ``repo.git`` builds every command (``rev-parse`` for refs and
+commits: GitPython's own object reads need its deprecated ``GitDB`` backend or extra ``git cat-file``
+processes, measured 3-7x slower per call). GitPython's own ``execute``
 starts from the worker's ``os.environ`` (it can add variables, never remove them), so
 :class:`RunnerGit` hands the command it built to :func:`clone.util.runner.run` instead: the
 hermetic environment, the timeout (GitPython's ``kill_after_timeout``) killing the whole process
