@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/fleet_scale.py                  # sizes 100 and 1000
     .venv/bin/python bench/fleet_scale.py --sizes 5,10 --repeats 1 --report-only   # a smoke run
+    .venv/bin/python bench/fleet_scale.py --gitpython      # also discovery through GitPython
 
 For each size it builds, in a temporary directory, a code root of real git checkouts
 (a template repository copied, each copy given its own HEAD commit and date: loose commits
@@ -18,7 +19,9 @@ It then measures
   (median; sizes interleaved after one uncounted warm-up), and the size of the serialized DAGs;
 * **discovery**: ``clone.fleet.discover.discover`` against the bash version's way, ``find ROOT ...
   -name .git`` then ``git log -1 --format=%ct`` per checkout, with the same depth and skip
-  rules; both must find the same checkouts with the same commit times.
+  rules; both must find the same checkouts with the same commit times. With ``--gitpython``, also
+  the same walk reading each HEAD commit through GitPython (``GitDB`` and ``GitCmdObjectDB``), the
+  library the hand-written reader has to beat to be kept (differences are marked DIFFER).
 
 Targets (exit status 1 when missed): parse time at the largest size at most 1.5x the smallest,
 and discovery at the largest size at least 2x faster than the baseline. Differing discovery
@@ -45,7 +48,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "plugins"))
 
-from clone.fleet.discover import MAX_DEPTH, SKIP_DIRS, discover  # noqa: E402
+from clone.fleet.discover import MAX_DEPTH, SKIP_DIRS, discover, iter_checkouts  # noqa: E402
 
 PARSE_TARGET = 1.5
 SPEEDUP_TARGET = 2.0
@@ -282,6 +285,33 @@ def clone_discover(root: Path, active_days: int, now: float) -> dict[str, float]
     return {str(c.path): c.committed_at for c in discover(root, active_days, now=now)}
 
 
+def gitpython_discover(root: Path, active_days: int, now: float, odb: str = "GitDB") -> dict[str, float]:
+    """The same walk, with each HEAD commit read by GitPython: ``Repo(path).head.commit.committed_date``.
+
+    ``odb="GitDB"`` reads objects in-process with gitdb (as clone.util.git does); ``"GitCmdObjectDB"``
+    is GitPython's default, which asks a ``git cat-file`` process per repository.
+    """
+    import git
+
+    odbt = getattr(git, odb)
+    cutoff = now - active_days * DAY
+    active = {}
+    for path in iter_checkouts(root, MAX_DEPTH):
+        try:
+            repo = git.Repo(path, odbt=odbt)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            continue
+        try:
+            committed = float(repo.head.commit.committed_date)
+        except (ValueError, TypeError, OSError, git.GitCommandError, git.BadName, git.BadObject):
+            continue  # empty, bare or broken, as discover skips them
+        finally:
+            repo.close()
+        if committed >= cutoff:
+            active[str(path)] = committed
+    return active
+
+
 def timed(fn: Callable[[], dict[str, float]], repeats: int) -> tuple[float, dict[str, float]]:
     times, result = [], {}
     for _ in range(repeats):
@@ -291,12 +321,19 @@ def timed(fn: Callable[[], dict[str, float]], repeats: int) -> tuple[float, dict
     return statistics.median(times), result
 
 
-def measure_discovery(root: Path, active_days: int, now: float, repeats: int) -> dict[str, object]:
+def measure_discovery(root: Path, active_days: int, now: float, repeats: int,
+                      gitpython: bool = False) -> dict[str, object]:
     clone_discover(root, active_days, now)  # warm the page cache for both methods alike
     clone_time, ours = timed(lambda: clone_discover(root, active_days, now), repeats)
     base_time, theirs = timed(lambda: baseline_discover(root, active_days, now), repeats)
     differ = sorted(set(ours.items()) ^ set(theirs.items()))
-    return {"clone": clone_time, "baseline": base_time, "active": len(ours), "differ": differ}
+    result = {"clone": clone_time, "baseline": base_time, "active": len(ours), "differ": differ}
+    if gitpython:
+        for odb in ("GitDB", "GitCmdObjectDB"):
+            took, found = timed(lambda odb=odb: gitpython_discover(root, active_days, now, odb), repeats)
+            result[f"gitpython-{odb}"] = took
+            result[f"gitpython-{odb}-differ"] = sorted(set(ours.items()) ^ set(found.items()))
+    return result
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -325,6 +362,14 @@ def render(sizes: Sequence[int], results: dict[int, dict[str, object]]) -> str:
         row("active checkouts (both agree)", [
             f"{results[n]['active']}" + ("" if not results[n]["differ"] else " DIFFER") for n in sizes]),
     ]
+    for odb in ("GitDB", "GitCmdObjectDB"):
+        key = f"gitpython-{odb}"
+        if key in large:
+            lines.append(row(f"discovery: GitPython ({odb})", [
+                f"{results[n][key]:.3f} s" + (" DIFFER" if results[n][f"{key}-differ"] else "") for n in sizes],
+                f"{large[key] / small[key]:.2f}x"))
+            lines.append(row("  slower than clone.fleet.discover",
+                             [f"{results[n][key] / results[n]['clone']:.1f}x" for n in sizes]))
     return "\n".join(lines)
 
 
@@ -335,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs per measurement (median; default 5)")
     parser.add_argument("--active-days", type=int, default=14, help="discovery window (default 14)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary fleets and print where")
+    parser.add_argument("--gitpython", action="store_true",
+                        help="also time discovery reading each HEAD commit through GitPython (GitDB and "
+                             "GitCmdObjectDB), the library the hand-written reader must beat to stay")
     parser.add_argument("--report-only", action="store_true",
                         help="print the figures without failing on missed targets "
                              "(differing discovery results still fail)")
@@ -364,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{fleets[size][0]}", file=sys.stderr)
         parse = measure_parse(fleets, base, args.repeats)
         for size, (root, _) in fleets.items():
-            results[size] = {**parse[size], **measure_discovery(root, args.active_days, now, args.repeats)}
+            results[size] = {**parse[size], **measure_discovery(root, args.active_days, now, args.repeats,
+                                                                  args.gitpython)}
         print(f"(built and measured in {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs, "
               f"{args.repeats} repetition(s), window {args.active_days} days)", file=sys.stderr)
     finally:

@@ -12,9 +12,11 @@ The file uses the Astro CLI format::
 String values may reference the environment as ``${VAR}`` (VAR must be set) or
 ``${VAR:-default}`` (default when unset or empty); ``$$`` is a literal ``$``. The whole file
 is validated before anything is written: unknown keys, missing names, duplicates and bad
-types fail naming the entry and field. Loading is an upsert through Airflow's own models
-(re-running updates, never duplicates), so ``airflow db migrate`` must have run. Passwords
-are never printed.
+types fail naming the entry and field. The entries are then written to the JSON files
+Airflow's own commands import (``airflow connections import --overwrite``, ``airflow pools
+import``, ``airflow variables import --action-on-existing-key overwrite``), in a private
+temporary directory removed afterwards: re-running replaces entries, never duplicates them.
+``airflow db migrate`` must have run. Passwords are never printed.
 
 Usage, with ``include/scripts/airflow_env.sh`` sourced::
 
@@ -29,13 +31,14 @@ import difflib
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "airflow_settings.yaml"
 
@@ -257,74 +260,64 @@ def override_pool_slots(settings: Settings, overrides: Mapping[str, int]) -> Set
     return dataclasses.replace(settings, pools=pools)
 
 
-def apply_settings(settings: Settings) -> list[str]:
-    """Upsert everything into Airflow's metadata DB in one transaction; return report lines."""
-    # Imported here: importing Airflow takes about a second, and --check must work without a DB.
-    from airflow.utils.session import create_session
-    from sqlalchemy.exc import OperationalError
+def import_files(settings: Settings, directory: Path) -> dict[str, Path]:
+    """Write the files ``airflow connections|pools|variables import`` read (only non-empty sections).
 
-    try:
-        with create_session() as session:
-            return ([_upsert_connection(session, spec) for spec in settings.connections]
-                    + [_upsert_pool(session, pool) for pool in settings.pools]
-                    + [_upsert_variable(session, key, value) for key, value in settings.variables])
-    except OperationalError as e:
-        home = os.environ.get("AIRFLOW_HOME", "~/airflow")
-        raise LoadError(f"cannot write to Airflow's metadata DB; did `airflow db migrate` run for "
-                        f"AIRFLOW_HOME={home}? ({e.orig})") from e
-
-
-def _upsert_connection(session: Any, spec: ConnectionSpec) -> str:
-    from airflow.models import Connection
-
-    if spec.uri:
-        wanted = Connection(conn_id=spec.conn_id, uri=spec.uri)
-    else:
-        wanted = Connection(conn_id=spec.conn_id, conn_type=spec.conn_type, host=spec.host,
-                            schema=spec.schema, login=spec.login, password=spec.password, port=spec.port,
-                            extra=spec.extra)
-    fields = ("conn_type", "host", "schema", "login", "password", "port", "extra")
-    current = session.scalar(select(Connection).filter_by(conn_id=spec.conn_id))
-    if current is None:
-        session.add(wanted)
-        action = "created"
-    elif all(getattr(current, field) == getattr(wanted, field) for field in fields):
-        action = "unchanged"
-    else:
-        for field in fields:  # the password and extra setters encrypt with the Fernet key
-            setattr(current, field, getattr(wanted, field))
-        if wanted.password is None:  # Airflow's password setter ignores empty values: clear it here
-            current._password, current.is_encrypted = None, False
-        action = "updated"
-    password = "set" if wanted.password else "empty"
-    return f"connection {spec.conn_id}: {action} (type {wanted.conn_type}, password {password})"
+    Every field is written, empty ones as null, so an import replaces the whole entry, except that
+    Airflow keeps a stored password when the new one is empty. The files are private (0600).
+    """
+    connections = {spec.conn_id: spec.uri if spec.uri else {
+        "conn_type": spec.conn_type, "host": spec.host, "schema": spec.schema, "login": spec.login,
+        "password": spec.password, "port": spec.port, "extra": spec.extra} for spec in settings.connections}
+    pools = {pool.name: {"slots": pool.slots, "description": pool.description, "include_deferred": False}
+             for pool in settings.pools}
+    variables = dict(settings.variables)
+    written = {}
+    for kind, content in (("connections", connections), ("pools", pools), ("variables", variables)):
+        if content:
+            path = directory / f"{kind}.json"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(content, handle)
+            written[kind] = path
+    return written
 
 
-def _upsert_pool(session: Any, pool: PoolSpec) -> str:
-    from airflow.models import Pool
-
-    current = session.scalar(select(Pool).filter_by(pool=pool.name))
-    if current is None:
-        action = "created"
-    elif (current.slots, current.description) == (pool.slots, pool.description):
-        action = "unchanged"
-    else:
-        action = "updated"
-    include_deferred = current.include_deferred if current is not None else False  # not the file's to change
-    Pool.create_or_update_pool(pool.name, pool.slots, pool.description, include_deferred, session=session)
-    return f"pool {pool.name}: {action} ({pool.slots} slots)"
+#: The Airflow command that imports each kind, replacing entries that already exist.
+_IMPORT = {"connections": ("connections", "import", "--overwrite"),
+           "pools": ("pools", "import"),
+           "variables": ("variables", "import", "--action-on-existing-key", "overwrite")}
 
 
-def _upsert_variable(session: Any, key: str, value: str) -> str:
-    from airflow.models import Variable
+def _airflow_binary() -> str:
+    beside = Path(sys.executable).with_name("airflow")
+    return str(beside) if beside.exists() else (shutil.which("airflow") or "airflow")
 
-    current = session.scalar(select(Variable).filter_by(key=key))
-    if current is None:
-        action = "created"
-    else:
-        action = "unchanged" if current.val == value else "updated"
-    Variable.set(key, value, session=session)
-    return f"variable {key}: {action}"
+
+def apply_settings(settings: Settings, timeout: float = 600) -> list[str]:
+    """Import everything with Airflow's own CLI; return its report lines (never a password)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
+    from clone.errors import CommandError
+    from clone.util import runner
+
+    report: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="clone-airflow-settings-") as tmp:  # 0700
+        for kind, path in import_files(settings, Path(tmp)).items():
+            argv = (_airflow_binary(), *_IMPORT[kind], str(path))
+            try:
+                result = runner.run(argv, cwd=Path(tmp), env=os.environ, timeout=timeout, check=False)
+            except CommandError as e:
+                raise LoadError(f"cannot run `airflow {' '.join(_IMPORT[kind])}`: {e}") from e
+            output = result.tail(20)
+            if not result.ok or "failed" in output.lower() or "could not import" in output.lower():
+                if "no such table" in output or "OperationalError" in output:
+                    home = os.environ.get("AIRFLOW_HOME", "~/airflow")
+                    raise LoadError(f"`airflow {' '.join(_IMPORT[kind][:2])}` cannot write to Airflow's metadata "
+                                    f"DB; did `airflow db migrate` run for AIRFLOW_HOME={home}?")
+                what = "timed out" if result.timed_out else f"exited {result.returncode}"
+                raise LoadError(f"`airflow {' '.join(_IMPORT[kind])}` {what}:\n{output}")
+            report += [line for line in result.stdout.splitlines() if line.strip()]
+    return report
 
 
 def _pool_slots_arg(text: str) -> tuple[str, int]:

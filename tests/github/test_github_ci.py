@@ -28,6 +28,7 @@ from clone.github.ci import (
     interpret,
     poll,
 )
+from clone.github.client import GitHubClient
 from clone.github.connection import DEFAULT_API_URL, GitHubEndpoint
 from clone.checks.redact import MASK
 from clone.triggers.ci import GitHubCITrigger
@@ -65,10 +66,17 @@ def gh(tmp_path: Path):
 
 @pytest.fixture
 def api(gh: FakeGitHub):
-    # Real retries, short waits (a rate limit asking for more than 0.05 s is not waited out).
-    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN),
-                   retry=RetryPolicy(retries=4, max_wait=0.05, first_wait=0.01)) as client:
+    # The poll's client never retries: poll() backs off between its own calls.
+    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as client:
         yield client
+
+
+@pytest.fixture
+def client(gh: FakeGitHub):
+    """The PyGithub client the one-shot calls (failure evidence) use."""
+    with GitHubClient.for_token(gh.url, TOKEN, retry=RetryPolicy(retries=4, max_wait=0.05, first_wait=0.01),
+                                throttle=False) as github:
+        yield github
 
 
 def make_watch(sha: str, repo: str = REPO, **overrides) -> CIWatch:
@@ -434,13 +442,13 @@ def two_job_failure(sha: str, attempt: int) -> CIOutcome:
     return CIOutcome("failure", [FakeJob("lint"), FakeJob("tests", "failure", steps, log)])
 
 
-def test_failure_report_names_the_failing_job_and_step_with_a_clean_bounded_log(gh, api, pushed):
+def test_failure_report_names_the_failing_job_and_step_with_a_clean_bounded_log(gh, api, client, pushed):
     bare, sha = pushed
     gh.add_repo(REPO, bare_path=bare, ci=two_job_failure)
     _, event = drive(api, make_watch(sha))
     assert event["status"] == "failure"
 
-    report = failure_report(api, REPO, event["runs"], max_lines=8)
+    report = failure_report(client, REPO, event["runs"], max_lines=8)
     assert "job tests: failure" in report
     assert "lint" not in report  # the green job is not evidence
     assert "Failing step(s): pytest" in report
@@ -465,24 +473,24 @@ def test_failure_report_names_the_failing_job_and_step_with_a_clean_bounded_log(
     assert TOKEN not in report
 
 
-def test_failure_report_survives_an_unavailable_log(gh, api, pushed):
+def test_failure_report_survives_an_unavailable_log(gh, api, client, pushed):
     bare, sha = pushed
     gh.add_repo(REPO, bare_path=bare, ci=two_job_failure)
     _, event = drive(api, make_watch(sha))
     gh.inject(r"/actions/jobs/\d+/logs$", 500, times=5)  # longer than the 5 attempts
 
-    report = failure_report(api, REPO, event["runs"], max_lines=8)
+    report = failure_report(client, REPO, event["runs"], max_lines=8)
     assert "job tests: failure" in report and "Failing step(s): pytest" in report
     assert "(log unavailable:" in report and "500 after 5 attempts" in report
 
 
-def test_failure_report_of_green_runs_is_empty(gh, api, pushed):
+def test_failure_report_of_green_runs_is_empty(gh, api, client, pushed):
     bare, sha = pushed
     gh.add_repo(REPO, bare_path=bare)
     _, event = drive(api, make_watch(sha))
     assert event["status"] == "success"
     asked = gh.total_requests
-    assert failure_report(api, REPO, event["runs"], max_lines=8) == ""
+    assert failure_report(client, REPO, event["runs"], max_lines=8) == ""
     assert gh.total_requests == asked
 
 

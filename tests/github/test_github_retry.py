@@ -1,4 +1,5 @@
-"""GitHubApi retries transient failures for every caller: 502 bursts on each GitHub call of the
+"""PyGithub (through CloneRetry, PyGithub's GithubRetry bounded by RetryPolicy) retries transient
+failures for every one-shot caller: 502 bursts on each GitHub call of the
 chain (failing-jobs list, log download, re-run, PR open/merge, repo creation) still succeed; a
 non-idempotent POST is retried only when it cannot have been acted on, and a retried create or
 merge that did happen the first time is looked up instead of failing; rate-limit headers set the
@@ -8,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from clone.errors import GitHubError
 from clone.github import pulls
-from clone.github.api import GitHubApi, RetryPolicy
-from clone.github.ci import CIWatch, failure_report, poll
+from clone.github.api import GitHubApi
+from clone.github.ci import CIWatch, failure_report, poll, rerun_failed_jobs, run_attempts
+from clone.github.client import GitHubClient, RetryPolicy
 from clone.github.connection import GitHubEndpoint
-from clone.github.repos import ensure_private_repo
+from clone.github.repos import GitHubUnavailable, create_private_repo, ensure_private_repo, get_repo
 from tests.fakes.github_api import CIOutcome, FakeGitHub, FakeJob
 from tests.repos import git, make_remote_and_checkout
 
@@ -39,7 +40,15 @@ def waits() -> list[float]:
 
 @pytest.fixture
 def api(gh: FakeGitHub, waits: list[float]):
-    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN), retry=FAST, sleep=waits.append) as client:
+    """The PyGithub client every one-shot call uses (no write throttling: the double needs none)."""
+    with GitHubClient.for_token(gh.url, TOKEN, retry=FAST, sleep=waits.append, throttle=False) as client:
+        yield client
+
+
+@pytest.fixture
+def poller(gh: FakeGitHub):
+    """The CI poll's own small client (it backs off between its own calls)."""
+    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN)) as client:
         yield client
 
 
@@ -71,8 +80,9 @@ def finished_run(gh: FakeGitHub, api: GitHubApi, bare: Path, sha: str) -> list[d
     raise AssertionError("CI did not finish")
 
 
-def test_a_502_burst_on_the_jobs_list_and_the_log_download_still_gives_the_report(gh, api, work, waits):
-    runs = finished_run(gh, api, *work)
+def test_a_502_burst_on_the_jobs_list_and_the_log_download_still_gives_the_report(gh, api, poller, work,
+                                                                                   waits):
+    runs = finished_run(gh, poller, *work)
     gh.inject(r"/actions/runs/\d+/jobs$", 502, times=3)
     gh.inject(r"/actions/jobs/\d+/logs$", 502, times=3)
     report = failure_report(api, REPO, runs, max_lines=5)
@@ -81,13 +91,12 @@ def test_a_502_burst_on_the_jobs_list_and_the_log_download_still_gives_the_repor
     assert len(waits) == 6 and all(0 < w <= FAST.max_wait for w in waits)
 
 
-def test_a_rerun_survives_a_502_burst_and_a_500(gh, api, work):
-    runs = finished_run(gh, api, *work)
-    path = f"/repos/{REPO}/actions/runs/{runs[0]['id']}/rerun-failed-jobs"
+def test_a_rerun_survives_a_502_burst_and_a_500(gh, api, poller, work):
+    runs = finished_run(gh, poller, *work)
     gh.inject("rerun-failed-jobs$", 502, times=2)
     gh.inject("rerun-failed-jobs$", 500, times=1)  # a re-run is idempotent: any 5xx is retried
-    answer = api.request("POST", path)
-    assert answer.status == 201 and answer.attempts == 4
+    assert rerun_failed_jobs(api, REPO, runs[0]["id"]) is True
+    assert gh.count("POST", "rerun-failed-jobs$") == 4
     assert gh.run_for(REPO, work[1])["run_attempt"] == 2
 
 
@@ -131,49 +140,51 @@ def test_a_post_is_not_retried_on_a_500_or_a_read_timeout(gh, api, work, waits):
     with pytest.raises(GitHubError, match=r"POST acme/widget pulls answered 500: Internal Server Error$"):
         pulls.open_pull(api, REPO, head="work", base="main", title="t", body="b")
     assert gh.count("POST", r"/pulls$") == 1
-    impatient = httpx.Client(timeout=httpx.Timeout(0.3))
-    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN), impatient, retry=FAST, sleep=waits.append) as slow:
-        gh.inject(r"/pulls$", 0, method="POST", after=True, delay=1.0)  # opens it, answers too late
+    with GitHubClient.for_token(gh.url, TOKEN, retry=FAST, sleep=waits.append, throttle=False,
+                                timeout=1) as slow:
+        gh.inject(r"/pulls$", 0, method="POST", after=True, delay=2.0)  # opens it, answers too late
         with pytest.raises(GitHubError, match=r"POST acme/widget pulls: GitHub API unreachable.*ReadTimeout"):
             pulls.open_pull(slow, REPO, head="work", base="main", title="t", body="b")
         assert gh.count("POST", r"/pulls$") == 2 and len(gh.repo(REPO).pulls) == 1 and waits == []
-        gh.inject(r"/pulls$", 0, method="GET", after=True, delay=1.0)  # a GET is retried after a timeout
+        gh.inject(r"/pulls$", 0, method="GET", after=True, delay=2.0)  # a GET is retried after a timeout
         assert pulls.open_pull(slow, REPO, head="work", base="main", title="t", body="b")["number"] == 1
         assert gh.count("GET", r"/pulls$") == 4 and len(waits) == 1  # 1 + 1 + (timed out, retried)
 
 
 def test_a_permanent_502_fails_after_the_bounded_retries_naming_them(gh, api, waits):
     gh.add_repo(REPO)
-    gh.inject(r"/actions/runs/1/jobs$", 502, times=100)
-    with pytest.raises(GitHubError, match=r"GET /repos/acme/widget/actions/runs/1/jobs answered 502 after 5 "
-                                          r"attempts: Bad Gateway"):
-        api.get_json(f"/repos/{REPO}/actions/runs/1/jobs")
-    assert gh.count("GET", r"/jobs$") == 5 and len(waits) == 4
+    gh.inject(r"/actions/runs$", 502, times=100)
+    with pytest.raises(GitHubError, match=r"GET /repos/acme/widget/actions/runs answered 502 after 5 attempts: Bad Gateway"):
+        run_attempts(api, REPO, "0" * 40)
+    assert gh.count("GET", r"/actions/runs$") == 5 and len(waits) == 4
     assert waits == sorted(waits)  # backing off (capped at max_wait)
 
 
 def test_retry_after_and_rate_limit_reset_set_the_wait(gh, waits):
     gh.add_repo(REPO)
     policy = RetryPolicy(retries=2, max_wait=30)
-    with GitHubApi(GitHubEndpoint(base_url=gh.url, token=TOKEN), retry=policy, sleep=waits.append) as api:
+    with GitHubClient.for_token(gh.url, TOKEN, retry=policy, sleep=waits.append, throttle=False) as api:
         gh.inject(f"^/repos/{REPO}$", 503, headers={"Retry-After": "7"})
-        assert api.request("GET", f"/repos/{REPO}").ok and waits == [7.0]
+        assert get_repo(api, REPO) is not None and waits == [7.0]
         gh.rate_limit_exhausted(reset_in_seconds=20, path_regex=f"^/repos/{REPO}$")
-        assert api.request("GET", f"/repos/{REPO}").ok
+        assert get_repo(api, REPO) is not None
         assert 18 <= waits[1] <= 21
         gh.rate_limit_exhausted(reset_in_seconds=600, path_regex=f"^/repos/{REPO}$")  # beyond max_wait
-        answer = api.request("GET", f"/repos/{REPO}")
-        assert answer.status == 403 and answer.attempts == 1 and len(waits) == 2  # returned, not slept on
-        gh.rate_limit_exhausted(reset_in_seconds=5, secondary=True, path_regex=r"/pulls$", status=429)
-        answer = api.request("POST", f"/repos/{REPO}/pulls", json={})  # a rate-limited POST was not acted on
-        assert answer.status == 422 and waits[2] == 5.0
+        asked = gh.count("GET", f"^/repos/{REPO}$")
+        with pytest.raises(GitHubUnavailable, match="403"):
+            get_repo(api, REPO)
+        assert gh.count("GET", f"^/repos/{REPO}$") == asked + 1 and len(waits) == 2  # failed, not slept on
+        gh.rate_limit_exhausted(reset_in_seconds=5, secondary=True, path_regex=r"^/user/repos$", status=429)
+        repo = create_private_repo(api, "clone-bot", "limited", "d", organisation=False)
+        assert repo is not None and waits[2] == 5.0  # a rate-limited POST was not acted on: sent again
+        assert gh.count("POST", r"^/user/repos$") == 2
 
 
-def test_the_ci_poll_is_not_retried_twice(gh, api, work, waits):
+def test_the_ci_poll_is_not_retried_twice(gh, poller, work, waits):
     gh.add_repo(REPO, bare_path=work[0])
     gh.inject(r"/actions/runs$", 502)
     watch = CIWatch(repo=REPO, sha=work[1], deadline=2e9, started=1e9, poll_seconds=3, start_grace_seconds=60)
-    result = poll(api, watch, now=1e9)
+    result = poll(poller, watch, now=1e9)
     assert result.event is None and "502" in result.note and result.wait == 3
     assert gh.count("GET", r"/actions/runs$") == 1 and waits == []
 

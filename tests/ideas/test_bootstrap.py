@@ -10,8 +10,7 @@ import pytest
 
 from clone.ideas import bootstrap as steps
 from clone.fleet.repos_file import load_fleet
-from clone.github.api import GitHubApi
-from clone.github.connection import GitHubEndpoint
+from clone.github.client import GitHubClient
 from clone.github.repos import GitHubRepo
 from clone.ideas.ideas_file import ACTIVE, BLOCKED, TRIAGED, Idea, get_idea, set_status
 from clone.config.settings import load_settings
@@ -46,7 +45,7 @@ def step(name: str, idea_id: str = "n1", token: str = TOKEN, gh: FakeGitHub | No
         if name == "bootstrap":
             return steps.bootstrap(settings, idea, "manual__1")
         if name == "publish":
-            with GitHubApi(GitHubEndpoint(gh.url, token)) as api:
+            with GitHubClient.for_token(gh.url, token, throttle=False) as api:
                 return steps.publish(settings, idea, api)
         return steps.enrol(settings, idea)
 

@@ -1,33 +1,23 @@
-"""A small GitHub REST client over httpx: conditional requests, rate-limit awareness, job logs.
+"""The CI poll's small GitHub REST client over httpx: conditional requests, rate-limit awareness.
 
-Every call returns an :class:`ApiAnswer`; deciding what a status means is left to the caller.
-Transient failures are retried here, once for every caller (see :class:`RetryPolicy`):
-
-- idempotent calls (GET, PATCH, a workflow re-run) on any 5xx and any network error;
-- other calls (POST create repo / open PR, PUT merge) only when the request cannot have been
-  acted on or the gateway said so: a connection that failed or closed before any answer
-  (not a read timeout), and 502/503/504. Their callers look the object up when a retried
-  create answers 422 "already exists" or a retried merge finds the PR already merged;
-- every call on a rate limit (403/429 with Retry-After or X-RateLimit-Reset), waiting what the
-  headers say when that is at most the policy's longest wait; a longer limit is returned at once.
-
-The CI poll backs off on its own (``retry=False``): it is not retried twice.
+Every call returns an :class:`ApiAnswer`; deciding what a status means is left to the caller. It
+never retries: ``clone.github.ci.poll`` backs off between its own calls. One-shot calls (repos,
+pulls, merges, re-runs, jobs, logs) go through PyGithub with bounded retries (clone.github.client).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 import tenacity
 
-from clone.errors import GitHubError
-from clone.github.connection import GitHubEndpoint
+from clone.github.connection import GitHubEndpoint, RetryPolicy, is_idempotent
+
+__all__ = ["ApiAnswer", "GitHubApi", "RetryPolicy"]  # RetryPolicy: where the one-shot client's knobs live
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +31,6 @@ class ApiAnswer:
     data: Any = None
     etag: str | None = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    attempts: int = 1  # how many requests it took (retries included)
-
-    @property
-    def tried(self) -> str:
-        """`` after N attempts`` when the call was retried, else empty: for error messages."""
-        return f" after {self.attempts} attempts" if self.attempts > 1 else ""
 
     @property
     def ok(self) -> bool:
@@ -70,24 +54,6 @@ class ApiAnswer:
         return None
 
 
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How transient GitHub failures are retried: ``retries`` more attempts, waits 1 s, 2 s, 4 s, ...
-    (with jitter) capped at ``max_wait``; a rate limit waits what its headers say, if at most ``max_wait``."""
-
-    retries: int = 4
-    max_wait: float = 60.0
-    first_wait: float = 1.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
-        from clone.config.settings import _Reader  # the one parser of environment knobs
-
-        reader = _Reader(os.environ if env is None else env)
-        return cls(retries=reader.integer("CLONE_GITHUB_RETRIES", cls.retries),
-                   max_wait=reader.number("CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS", cls.max_wait))
-
-
 #: Status codes a POST/PUT is retried on: the gateway, not GitHub's application, answered.
 GATEWAY_ERRORS = frozenset({502, 503, 504})
 #: Network errors with no answer at all, after which a non-idempotent request is retried
@@ -95,11 +61,6 @@ GATEWAY_ERRORS = frozenset({502, 503, 504})
 NO_ANSWER_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError,
                  httpx.ReadError)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE"})
-
-
-def is_idempotent(method: str, path: str) -> bool:
-    """GET-like methods, and asking for a workflow re-run (asking twice re-runs once)."""
-    return method in IDEMPOTENT_METHODS or (method == "POST" and path.endswith(("/rerun", "/rerun-failed-jobs")))
 
 
 def request_headers(endpoint: GitHubEndpoint, etag: str | None = None) -> dict[str, str]:
@@ -114,14 +75,11 @@ def request_headers(endpoint: GitHubEndpoint, etag: str | None = None) -> dict[s
 
 
 class GitHubApi:
-    """Synchronous calls to one GitHub API endpoint, retrying transient failures (``retry``)."""
+    """Synchronous, conditional calls to one GitHub API endpoint, for the CI poll."""
 
-    def __init__(self, endpoint: GitHubEndpoint, client: httpx.Client | None = None, *,
-                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, endpoint: GitHubEndpoint, client: httpx.Client | None = None) -> None:
         self.endpoint = endpoint
         self._client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-        self.retry = retry if retry is not None else RetryPolicy.from_env()
-        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"GitHubApi({self.endpoint.base_url!r})"
@@ -139,67 +97,16 @@ class GitHubApi:
         return request_headers(self.endpoint, etag)
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                json: Any = None, etag: str | None = None, retry: bool = True,
-                idempotent: bool | None = None) -> ApiAnswer:
-        """One call, retried on transient failures unless ``retry=False``.
+                json: Any = None, etag: str | None = None, retry: bool = False) -> ApiAnswer:
+        """One call (``retry=True`` is refused: this client never retries, its caller backs off).
 
-        Network errors raise httpx errors (the last one, once the retries are spent); HTTP errors
-        come back as answers (the last one), with ``attempts`` saying how many requests it took.
+        Network errors raise httpx errors; HTTP errors come back as answers.
         """
+        if retry:
+            raise ValueError("GitHubApi does not retry; use clone.github.client for one-shot calls")
         url = f"{self.endpoint.base_url}{path}"
-
-        def send() -> httpx.Response:
-            return self._client.request(method, url, params=params, json=json, headers=self._headers(etag))
-
-        response, attempts = self._send(send, method, path, retry=retry, idempotent=idempotent)
-        return dataclasses.replace(_answer_of(response), attempts=attempts)
-
-    def _send(self, send: Callable[[], httpx.Response], method: str, path: str, *, retry: bool = True,
-              idempotent: bool | None = None) -> tuple[httpx.Response, int]:
-        if not retry or self.retry.retries <= 0:
-            return send(), 1
-        attempts = 0
-
-        def counted() -> httpx.Response:
-            nonlocal attempts
-            attempts += 1
-            return send()
-
-        retrying = tenacity.Retrying(sleep=self._sleep, **retry_rules(self.retry, method, path, idempotent))
-        return retrying(counted), attempts
-
-    def get_json(self, path: str, **params: Any) -> Any:
-        """GET that must succeed; raises GitHubError naming the path and the answer."""
-        try:
-            answer = self.request("GET", path, params=params or None)
-        except httpx.HTTPError as e:
-            raise GitHubError(f"GET {path}: GitHub API unreachable after {self.retry.retries + 1} attempts "
-                              f"({type(e).__name__}: {e})") from e
-        if not answer.ok:
-            message = (answer.data or {}).get("message") if isinstance(answer.data, dict) else None
-            raise GitHubError(f"GET {path} answered {answer.status}{answer.tried}: {message or 'no message'}")
-        return answer.data
-
-    def download_job_log(self, repo: str, job_id: int) -> str:
-        """A job's plain-text log. GitHub answers 302 to a pre-signed URL that must get no token."""
-        path = f"/repos/{repo}/actions/jobs/{job_id}/logs"
-
-        def download() -> httpx.Response:
-            response = self._client.get(f"{self.endpoint.base_url}{path}", headers=self._headers())
-            if response.status_code in (301, 302, 303, 307, 308):
-                location = response.headers.get("location", "")
-                response = self._client.get(location, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
-            return response
-
-        try:
-            response, attempts = self._send(download, "GET", path)
-        except httpx.HTTPError as e:
-            raise GitHubError(f"GET {path}: unreachable after {self.retry.retries + 1} attempts "
-                              f"({type(e).__name__}: {e})") from e
-        if response.status_code != 200:
-            tried = f" after {attempts} attempts" if attempts > 1 else ""
-            raise GitHubError(f"GET {path} answered {response.status_code}{tried}")
-        return response.text
+        response = self._client.request(method, url, params=params, json=json, headers=self._headers(etag))
+        return _answer_of(response)
 
 
 def retry_rules(policy: RetryPolicy, method: str, path: str,
@@ -252,8 +159,6 @@ def _answer_of(response: httpx.Response) -> ApiAnswer:
             data = None
     return ApiAnswer(status=response.status_code, data=data, etag=response.headers.get("etag"),
                      headers={k.lower(): v for k, v in response.headers.items()})
-
-
 def _header_wait(response: httpx.Response) -> float | None:
     """What the answer says to wait: a rate limit's Retry-After or reset, or a 5xx's Retry-After."""
     wait = _answer_of(response).rate_limit_wait()

@@ -1,10 +1,49 @@
-"""Reading the ``github_default`` Airflow connection, in one place and lazily."""
+"""Reading the ``github_default`` Airflow connection and the retry knobs, in one place and lazily
+(light: no PyGithub import, so DAG files parse without it)."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import os
+from collections.abc import Mapping
+
 DEFAULT_API_URL = "https://api.github.com"
+#: Status codes a POST/PUT is retried on: the gateway, not GitHub's application, answered.
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE"})
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How transient GitHub failures are retried: ``retries`` more attempts, waits 1 s, 2 s, 4 s, ...
+    (with jitter) capped at ``max_wait``; a rate limit waits what its headers say, if at most ``max_wait``."""
+
+    retries: int = 4
+    max_wait: float = 60.0
+    first_wait: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
+        from clone.config.settings import _Reader  # the one parser of environment knobs
+
+        reader = _Reader(os.environ if env is None else env)
+        return cls(retries=reader.integer("CLONE_GITHUB_RETRIES", cls.retries),
+                   max_wait=reader.number("CLONE_GITHUB_RETRY_MAX_WAIT_SECONDS", cls.max_wait))
+
+
+def is_idempotent(method: str, path: str) -> bool:
+    """GET-like methods, and asking for a workflow re-run (asking twice re-runs once)."""
+    return method in _IDEMPOTENT or (method == "POST" and path.rstrip("/").endswith(("/rerun",
+                                                                                      "/rerun-failed-jobs")))
+
+
+def base_url_of(host: str | None) -> str:
+    """The API base URL from a connection's ``host`` (empty: github.com; no scheme: https)."""
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_API_URL
+    return (host if "://" in host else f"https://{host}").rstrip("/")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,14 +56,7 @@ class GitHubEndpoint:
     @classmethod
     def from_connection(cls, conn) -> GitHubEndpoint:
         """From an Airflow connection: token in ``password``, API base URL in ``host`` (empty: github.com)."""
-        host = (conn.host or "").strip()
-        if not host:
-            base = DEFAULT_API_URL
-        elif "://" in host:
-            base = host
-        else:
-            base = f"https://{host}"
-        return cls(base_url=base.rstrip("/"), token=conn.password or "")
+        return cls(base_url=base_url_of(conn.host), token=conn.password or "")
 
 
 def endpoint_for(conn_id: str) -> GitHubEndpoint:

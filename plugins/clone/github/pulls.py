@@ -5,80 +5,89 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
+from typing import TYPE_CHECKING
 
-from clone.errors import GitHubError
-from clone.github.api import GitHubApi
+if TYPE_CHECKING:
+    from clone.github.client import GitHubClient
+
+# PyGithub is imported inside the functions: DAG files import this module at parse time.
 
 log = logging.getLogger(__name__)
 
 
-def _message(answer) -> str:
-    data = answer.data if isinstance(answer.data, dict) else {}
-    parts = [str(data.get("message") or "no message")]
-    parts += [str(e.get("message")) for e in data.get("errors") or [] if isinstance(e, dict) and e.get("message")]
-    return "; ".join(parts)
+def _open_pull_for(client: GitHubClient, repo: str, head: str) -> dict[str, Any] | None:
+    from clone.github.client import failure
 
-
-def _checked(answer, what: str) -> Any:
-    if not answer.ok:
-        raise GitHubError(f"{what} answered {answer.status}{answer.tried}: {_message(answer)}")
-    return answer.data
-
-
-def _request(api: GitHubApi, method: str, path: str, what: str, **kwargs: Any):
-    try:
-        return api.request(method, path, **kwargs)
-    except httpx.HTTPError as e:
-        raise GitHubError(f"{what}: GitHub API unreachable after {api.retry.retries + 1} attempts "
-                          f"({type(e).__name__}: {e})") from e
-
-
-def _open_pull_for(api: GitHubApi, repo: str, head: str) -> dict[str, Any] | None:
     owner = repo.split("/", 1)[0]
-    existing = _checked(_request(api, "GET", f"/repos/{repo}/pulls", f"GET {repo} pulls",
-                                 params={"head": f"{owner}:{head}", "state": "open"}), f"GET {repo} pulls")
-    return existing[0] if existing else None
+    try:
+        found = client.github.get_repo(repo).get_pulls(state="open", head=f"{owner}:{head}").get_page(0)
+    except Exception as e:
+        raise failure(f"GET {repo} pulls", e, client.retry) from e
+    return dict(found[0].raw_data) if found else None
 
 
-def open_pull(api: GitHubApi, repo: str, *, head: str, base: str, title: str, body: str) -> dict[str, Any]:
+def open_pull(client: GitHubClient, repo: str, *, head: str, base: str, title: str, body: str) -> dict[str, Any]:
     """Open a PR from ``head`` to ``base``, or return the open one that already exists for ``head``."""
-    existing = _open_pull_for(api, repo, head)
+    from github import GithubException
+
+    from clone.github.client import failure, message_of
+
+    existing = _open_pull_for(client, repo, head)
     if existing:
         log.info("PR: reusing #%s %s", existing.get("number"), existing.get("html_url"))
         return existing
-    answer = _request(api, "POST", f"/repos/{repo}/pulls", f"POST {repo} pulls",
-                      json={"title": title, "head": head, "base": base, "body": body})
-    if answer.status == 422 and "already exists" in _message(answer):
+    try:
+        pull = dict(client.github.get_repo(repo).create_pull(base=base, head=head, title=title, body=body).raw_data)
+    except GithubException as e:
+        if e.status != 422 or "already exists" not in message_of(e):
+            raise failure(f"POST {repo} pulls", e, client.retry) from e
         # A retried POST whose first try opened the PR (the answer was lost), or a PR opened meanwhile.
-        existing = _open_pull_for(api, repo, head)
-        if existing:
-            log.info("PR: #%s %s already exists (opened by an earlier attempt?): using it",
-                     existing.get("number"), existing.get("html_url"))
-            return existing
-    pull = _checked(answer, f"POST {repo} pulls")
+        existing = _open_pull_for(client, repo, head)
+        if not existing:
+            raise failure(f"POST {repo} pulls", e, client.retry) from e
+        log.info("PR: #%s %s already exists (opened by an earlier attempt?): using it",
+                 existing.get("number"), existing.get("html_url"))
+        return existing
+    except Exception as e:
+        raise failure(f"POST {repo} pulls", e, client.retry) from e
     log.info("PR: opened #%s %s", pull.get("number"), pull.get("html_url"))
     return pull
 
 
-def update_body(api: GitHubApi, repo: str, number: int, body: str) -> None:
-    _checked(_request(api, "PATCH", f"/repos/{repo}/pulls/{number}", f"PATCH PR #{number}", json={"body": body}),
-             f"PATCH PR #{number}")
+def update_body(client: GitHubClient, repo: str, number: int, body: str) -> None:
+    from clone.github.client import failure
+
+    try:
+        client.github.get_repo(repo).get_pull(number).edit(body=body)
+    except Exception as e:
+        raise failure(f"PATCH PR #{number}", e, client.retry) from e
 
 
-def merge(api: GitHubApi, repo: str, number: int, sha: str) -> str:
+def merge(client: GitHubClient, repo: str, number: int, sha: str) -> str:
     """Merge PR ``number`` if its head is still ``sha``; returns the merge commit sha."""
-    answer = _request(api, "PUT", f"/repos/{repo}/pulls/{number}/merge", f"PUT PR #{number} merge",
-                      json={"sha": sha})
-    if answer.status in (405, 409, 422):
-        # A retried merge whose first try merged (the answer was lost) is refused now: look.
-        pull = _checked(_request(api, "GET", f"/repos/{repo}/pulls/{number}", f"GET PR #{number}"),
-                        f"GET PR #{number}")
-        if isinstance(pull, dict) and pull.get("merged") and (pull.get("head") or {}).get("sha") == sha:
-            log.info("PR: #%s is already merged at %s: nothing to do", number, sha[:12])
-            return str(pull.get("merge_commit_sha") or "")
-    data = _checked(answer, f"PUT PR #{number} merge")
-    return str(data.get("sha", ""))
+    from github import GithubException
+
+    from clone.github.client import failure
+
+    pull = client.github.get_repo(repo).get_pull(number)
+    try:
+        return str(pull.merge(sha=sha).sha or "")
+    except GithubException as e:
+        if e.status not in (405, 409, 422):
+            raise failure(f"PUT PR #{number} merge", e, client.retry) from e
+        refused = e
+    except Exception as e:
+        raise failure(f"PUT PR #{number} merge", e, client.retry) from e
+    # A retried merge whose first try merged (the answer was lost) is refused now: look.
+    try:
+        pull = client.github.get_repo(repo).get_pull(number)
+        merged, head = pull.merged, pull.head.sha
+    except Exception as e:
+        raise failure(f"GET PR #{number}", e, client.retry) from e
+    if merged and head == sha:
+        log.info("PR: #%s is already merged at %s: nothing to do", number, sha[:12])
+        return str(pull.merge_commit_sha or "")
+    raise failure(f"PUT PR #{number} merge", refused, client.retry) from refused
 
 
 def render_body(result: dict[str, Any], ci: dict[str, Any] | None = None) -> str:

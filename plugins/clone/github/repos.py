@@ -13,10 +13,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+from typing import TYPE_CHECKING
 
 from clone.errors import GitHubError
-from clone.github.api import ApiAnswer, GitHubApi
+
+if TYPE_CHECKING:
+    from clone.github.client import GitHubClient
+
+# PyGithub is imported inside the functions: DAG files import this module at parse time.
 
 log = logging.getLogger(__name__)
 
@@ -53,74 +57,82 @@ class GitHubRepo:
         return self.ssh_url if protocol == "ssh" else self.clone_url
 
 
-def _message(answer: ApiAnswer) -> str:
-    data = answer.data if isinstance(answer.data, dict) else {}
-    parts = [str(data.get("message") or "no message")]
-    for error in data.get("errors") or []:
-        if isinstance(error, dict):
-            parts.append(str(error.get("message") or f"{error.get('field')} {error.get('code')}"))
-        else:
-            parts.append(str(error))
-    return "; ".join(parts)
+def _raise(what: str, e: Exception, client: GitHubClient) -> None:
+    """Network failures, 5xx and rate limits raise GitHubUnavailable; 401 names the connection."""
+    from github import GithubException
+
+    from clone.github.client import failure, is_transient, message_of
+
+    if isinstance(e, GithubException) and not is_transient(e):
+        if e.status == 401:
+            raise GitHubError(f"{what} answered 401 ({message_of(e)}): the GitHub token was rejected; "
+                              "check the password of the GitHub connection") from e
+        raise GitHubError(f"{what} answered {e.status}: {message_of(e)}") from e
+    if isinstance(e, GithubException):
+        raise GitHubUnavailable(str(failure(what, e, client.retry))) from e
+    raise GitHubUnavailable(f"{what}: GitHub API unreachable ({type(e).__name__}: {e}; "
+                            f"CLONE_GITHUB_RETRIES={client.retry.retries})") from e
 
 
-def call(api: GitHubApi, method: str, path: str, json: Any = None) -> ApiAnswer:
-    """One request; network failures, 5xx and rate limits raise GitHubUnavailable."""
-    try:
-        answer = api.request(method, path, json=json)
-    except httpx.HTTPError as e:
-        raise GitHubUnavailable(f"{method} {path}: GitHub API unreachable ({type(e).__name__}: {e}; "
-                                f"CLONE_GITHUB_RETRIES={api.retry.retries})") from e
-    if answer.status >= 500 or answer.rate_limit_wait() is not None:
-        raise GitHubUnavailable(f"{method} {path} answered {answer.status}{answer.tried}: {_message(answer)}")
-    if answer.status == 401:
-        raise GitHubError(f"{method} {path} answered 401 ({_message(answer)}): the GitHub token was "
-                          "rejected; check the password of the GitHub connection")
-    return answer
-
-
-def token_login(api: GitHubApi) -> str:
+def token_login(client: GitHubClient) -> str:
     """The login of the account the token belongs to (``GET /user``)."""
-    answer = call(api, "GET", "/user")
-    login = answer.data.get("login") if answer.ok and isinstance(answer.data, dict) else None
+    try:
+        login = client.github.get_user().login
+    except Exception as e:
+        _raise("GET /user", e, client)
     if not login:
-        raise GitHubError(f"GET /user answered {answer.status}: {_message(answer)}")
+        raise GitHubError("GET /user answered no login")
     return str(login)
 
 
-def get_repo(api: GitHubApi, full_name: str) -> GitHubRepo | None:
+def get_repo(client: GitHubClient, full_name: str) -> GitHubRepo | None:
     """``GET /repos/{full_name}``; None when it does not exist (or the token cannot see it)."""
+    from github import GithubException
+
+
     path = f"/repos/{full_name}"
-    answer = call(api, "GET", path)
-    if answer.status == 404:
-        return None
-    if not answer.ok:
-        raise GitHubError(f"GET {path} answered {answer.status}: {_message(answer)}")
-    return GitHubRepo.from_json(answer.data, f"GET {path}")
+    try:
+        repo = client.github.get_repo(full_name)
+        data = repo.raw_data
+    except GithubException as e:
+        if e.status == 404:
+            return None
+        _raise(f"GET {path}", e, client)
+    except Exception as e:
+        _raise(f"GET {path}", e, client)
+    return GitHubRepo.from_json(data, f"GET {path}")
 
 
-def create_private_repo(api: GitHubApi, owner: str, name: str, description: str, *,
+def create_private_repo(client: GitHubClient, owner: str, name: str, description: str, *,
                         organisation: bool) -> GitHubRepo | None:
     """Create ``owner/name`` as a private, empty repository; None when the name already exists there."""
+    from github import GithubException
+
+    from clone.github.client import is_transient, message_of
+
     path = f"/orgs/{owner}/repos" if organisation else "/user/repos"
-    body = {"name": name, "description": description[:DESCRIPTION_MAX], "private": True, "auto_init": False}
-    answer = call(api, "POST", path, json=body)
-    if answer.status == 201:
-        repo = GitHubRepo.from_json(answer.data, f"POST {path}")
-        log.info("github: created the private repository %s", repo.full_name)
-        return repo
-    if answer.status == 422 and "already exists" in _message(answer):
-        return None
-    if answer.status == 404 and organisation:
-        raise GitHubError(f"POST {path} answered 404: organisation {owner!r} (CLONE_GITHUB_OWNER) does not "
-                          "exist or the token cannot see it")
-    if answer.status == 403:
-        raise GitHubError(f"POST {path} answered 403 ({_message(answer)}): the token may not create "
-                          f"repositories for {owner!r}; it needs the 'repo' scope (and org permission)")
-    raise GitHubError(f"POST {path} answered {answer.status}: {_message(answer)}")
+    try:
+        account = client.github.get_organization(owner) if organisation else client.github.get_user()
+        created = account.create_repo(name, description=description[:DESCRIPTION_MAX], private=True,
+                                      auto_init=False)
+    except GithubException as e:
+        if e.status == 422 and "already exists" in message_of(e):
+            return None
+        if e.status == 404 and organisation:
+            raise GitHubError(f"POST {path} answered 404: organisation {owner!r} (CLONE_GITHUB_OWNER) does not "
+                              "exist or the token cannot see it") from e
+        if e.status == 403 and not is_transient(e):
+            raise GitHubError(f"POST {path} answered 403 ({message_of(e)}): the token may not create "
+                              f"repositories for {owner!r}; it needs the 'repo' scope (and org permission)") from e
+        _raise(f"POST {path}", e, client)
+    except Exception as e:
+        _raise(f"POST {path}", e, client)
+    repo = GitHubRepo.from_json(created.raw_data, f"POST {path}")
+    log.info("github: created the private repository %s", repo.full_name)
+    return repo
 
 
-def ensure_private_repo(api: GitHubApi, *, owner: str | None, name: str, description: str,
+def ensure_private_repo(client: GitHubClient, *, owner: str | None, name: str, description: str,
                         recorded: str | None,
                         is_ours: Callable[[GitHubRepo], bool]) -> tuple[GitHubRepo, bool]:
     """The project's private repository: the recorded one, a new one, or an existing one of ours.
@@ -130,20 +142,20 @@ def ensure_private_repo(api: GitHubApi, *, owner: str | None, name: str, descrip
     by a repository that is public or whose history is not ours.
     """
     if recorded:
-        repo = get_repo(api, recorded)
+        repo = get_repo(client, recorded)
         if repo is not None:
             _check_reusable(repo, is_ours, "recorded for this idea")
             log.info("github: reusing %s (recorded by an earlier run)", repo.full_name)
             return repo, False
         log.warning("github: %s was recorded by an earlier run but no longer exists; creating it again",
                     recorded)
-    login = token_login(api)
+    login = token_login(client)
     owner = owner or login
     organisation = owner.lower() != login.lower()
-    created = create_private_repo(api, owner, name, description, organisation=organisation)
+    created = create_private_repo(client, owner, name, description, organisation=organisation)
     if created is not None:
         return created, True
-    existing = get_repo(api, f"{owner}/{name}")
+    existing = get_repo(client, f"{owner}/{name}")
     if existing is None:
         raise GitHubError(f"GitHub says {owner}/{name} already exists but GET /repos/{owner}/{name} finds "
                           "nothing the token can see; choose another repo_name")

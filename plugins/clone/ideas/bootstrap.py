@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clone.fleet import repos_file as fleet
 from clone.checks import guards
@@ -26,8 +26,10 @@ from clone.memory import docs as memory
 from clone.memory import prompts
 from clone.errors import AgentError, CloneError
 from clone.util.git import Git, redact_url
-from clone.github.api import GitHubApi
 from clone.github.repos import GitHubRepo, GitHubUnavailable, ensure_private_repo
+
+if TYPE_CHECKING:
+    from clone.github.client import GitHubClient
 from clone.ideas.ideas_file import ACTIVE, TRIAGED, Idea
 from clone.ideas.names import derive_repo_name, repo_name_problem
 from clone.state import lease
@@ -221,7 +223,7 @@ def _push(git: Git, url: str) -> None:
         time.sleep(2.0 * attempt)
 
 
-def publish(settings: Settings, idea: Idea, api: GitHubApi) -> Idea:
+def publish(settings: Settings, idea: Idea, api: GitHubClient) -> Idea:
     """Create (or reuse) the private GitHub repo, make it ``origin`` and push main."""
     target = Path(idea.repo_path) if idea.repo_path else target_dir(settings, idea.repo_name or "")
     git = Git(target, identity(settings))

@@ -19,11 +19,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from clone.config.params import run_settings
 from clone.config.settings import Settings
-from clone.errors import CIFailed, CloneError
+from clone.errors import CIFailed, CloneError, GitHubError
 from clone.fleet.repos_file import RepoEntry
-from clone.github.api import GitHubApi
-from clone.github.ci import failure_report
-from clone.github.connection import endpoint_for
+from clone.github.ci import failure_report, rerun_failed_jobs, run_attempts
 from clone.memory import docs as memory
 from clone.operators.ci import REPO_LABEL, ChainInput, CIWatchMixin, final_failures, label, log_ci_event
 from clone.util.git import Git
@@ -101,11 +99,14 @@ class CloneAutofixOperator(ChainInput, CIWatchMixin, BaseOperator):
                                   echo={"attempt": attempt})
             return self.ci_done(context, event)
         if settings.ci_rerun_failed:
-            with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
-                answer = api.request("GET", f"/repos/{result.github}/actions/runs",
-                                     params={"head_sha": ci["sha"], "per_page": 100})
+            try:
+                from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
+                with GitHubClient.for_connection(settings.github_conn_id) as client:
+                    now = run_attempts(client, str(result.github), ci["sha"])
+            except GitHubError as e:
+                log.warning("autofix: cannot tell whether an earlier try re-ran the failed jobs (%s)", e)
+                now = []
             before = {run.get("id"): int(run.get("run_attempt") or 1) for run in ci.get("runs") or []}
-            now = (answer.data or {}).get("workflow_runs", []) if answer.ok and isinstance(answer.data, dict) else []
             if any(int(run.get("run_attempt") or 1) > before.get(run.get("id"), 1) for run in now):
                 log.info("autofix: try %s resumes after an earlier try re-ran the failed jobs; watching the re-run",
                          context["ti"].try_number)
@@ -123,18 +124,22 @@ class CloneAutofixOperator(ChainInput, CIWatchMixin, BaseOperator):
     def _rerun_failed_jobs(self, settings: Settings, ci: dict[str, Any]) -> bool:
         """Ask GitHub to re-run the failed jobs once (CLONE_CI_RERUN_FAILED); True if any re-run started."""
         started = False
-        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
+        with GitHubClient.for_connection(settings.github_conn_id) as client:
             for run in ci.get("runs") or []:
                 if run.get("conclusion") in ("success", "neutral", "skipped"):
                     continue
-                answer = api.request("POST", f"/repos/{self.chain.github}/actions/runs/{run['id']}"
-                                             "/rerun-failed-jobs")
-                if answer.ok:
+                try:
+                    accepted = rerun_failed_jobs(client, str(self.chain.github), run["id"])
+                except GitHubError as e:
+                    accepted, why = False, str(e)
+                else:
+                    why = "GitHub did not accept it"
+                if accepted:
                     log.info("CI: re-running the failed jobs of run %s once to tell flaky from broken", run["id"])
                     started = True
                 else:
-                    log.warning("CI: could not re-run run %s (%s); going straight to autofix", run["id"],
-                                answer.status)
+                    log.warning("CI: could not re-run run %s (%s); going straight to autofix", run["id"], why)
         return started
 
     def _record_flaky(self, settings: Settings, context: Any, event: dict[str, Any]) -> None:
@@ -193,8 +198,9 @@ class CloneAutofixOperator(ChainInput, CIWatchMixin, BaseOperator):
         result = self.chain
         sha = ci["sha"]
         log.info("autofix: attempt %d/%d for %s at %s", attempt, settings.autofix_max_attempts, result.repo, sha[:12])
-        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
-            report = failure_report(api, str(result.github), ci.get("runs") or [], settings.ci_log_max_lines)
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
+        with GitHubClient.for_connection(settings.github_conn_id) as client:
+            report = failure_report(client, str(result.github), ci.get("runs") or [], settings.ci_log_max_lines)
         log.info("autofix: failing jobs handed to the agent:\n%s", report or "(none found)")
         ws = self._workspace(settings, sha)
         skip_if_paused(result.repo)  # checked again on every attempt: a resumed task may find the switch on

@@ -23,8 +23,6 @@ from clone.config.settings import Settings
 from clone.errors import CIFailed, CloneError, PushConflict
 from clone.fleet.repos_file import RepoEntry
 from clone.github import pulls
-from clone.github.api import GitHubApi
-from clone.github.connection import endpoint_for
 from clone.memory import docs as memory
 from clone.operators.ci import REPO_LABEL, ChainInput, CIWatchMixin, final_failures, label, log_ci_event, xcom_dict
 from clone.util.git import Git
@@ -153,7 +151,8 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
     def _finish_pr(self, settings: Settings, result: ChainResult, ci: dict[str, Any], sha: str) -> dict[str, Any]:
         pull = result.pull or {}
         number = pull["number"]
-        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
+        with GitHubClient.for_connection(settings.github_conn_id) as api:
             pulls.update_body(api, str(result.github), number, pulls.render_body(result.to_json(), ci))
             if not settings.pr_automerge or ci.get("status") != "success":
                 log.info("PR #%s: CI %s; %s leaves the merge to a person: %s", number, ci.get("status"),

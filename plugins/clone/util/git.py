@@ -3,6 +3,16 @@
 Git runs hermetically: an explicit repository path (never the process cwd), ``GIT_*``
 variables that could redirect it scrubbed, no hooks, no GPG signing, no terminal prompts,
 and Airflow's own secrets kept out of its environment. Commits carry the bot identity.
+
+GitPython does the work: :class:`git.Repo` finds the repository, its remotes (config read in-process)
+and ancestry (``Repo.is_ancestor``); ``repo.git`` builds every command (``rev-parse`` for refs and
+commits: GitPython's own object reads need its deprecated ``GitDB`` backend or extra ``git cat-file``
+processes, measured 3-7x slower per call). GitPython's own ``execute``
+starts from the worker's ``os.environ`` (it can add variables, never remove them), so
+:class:`RunnerGit` hands the command it built to :func:`clone.util.runner.run` instead: the
+hermetic environment, the timeout (GitPython's ``kill_after_timeout``) killing the whole process
+group, and masked logging stay what they were. GitPython is imported on first use
+(``clone.util._gitpython``), not when a DAG file is parsed.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ def redact_url(text: str | None) -> str:
     return _CREDENTIALS_IN_URL.sub("://***@", text or "")
 #: Variables a user's git set-up legitimately needs (ssh agents, askpass helpers, proxies).
 _KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY"}
+#: Variables GitPython's in-process reads would follow even for an explicit path.
+_REDIRECTING = frozenset({"GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY"})
 _ALWAYS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "commit.gpgsign=false",
            "-c", "tag.gpgsign=false",
            "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main")
@@ -57,8 +69,16 @@ def git_env(identity: Identity | None = None, base: Mapping[str, str] | None = N
     return env
 
 
+def _run(args, cwd: Path, env: Mapping[str, str], timeout: float, stdin: str | None,
+         check: bool, error_class: type[GitError] = GitError) -> runner.CommandResult:
+    """``git <args>`` through the runner (logged with credentials in URLs masked)."""
+    log.info("$ git %s  (in %s)", redact_url(" ".join(args)), cwd)
+    return runner.run(("git", *_ALWAYS, *args), cwd=cwd, env=env, timeout=timeout, stdin=stdin, check=check,
+                      error_class=error_class)
+
+
 class Git:
-    """git, bound to one repository path."""
+    """git, bound to one repository path: GitPython's ``Repo`` for reads, ``repo.git`` for commands."""
 
     def __init__(self, path: Path | str, identity: Identity | None = None) -> None:
         self.path = Path(path)
@@ -68,19 +88,21 @@ class Git:
     def __repr__(self) -> str:
         return f"Git({str(self.path)!r})"
 
+    @property
+    def repo(self):
+        """A fresh GitPython ``Repo`` (refs and packs read anew: other processes change them)."""
+        from clone.util._gitpython import open_repo
+
+        redirecting = sorted(_REDIRECTING & os.environ.keys())
+        if redirecting:  # GitPython's Repo honours these from os.environ even with an explicit path
+            raise GitError(f"{', '.join(redirecting)} is set in the worker's environment and would redirect "
+                           f"git away from {self.path}; unset it for Airflow")
+        return open_repo(self.path, self._env)
+
     def run(self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_SECONDS,
             stdin: str | None = None) -> runner.CommandResult:
         """Run ``git <args>`` in this repository (logged, with credentials in URLs masked)."""
-        log.info("$ git %s  (in %s)", redact_url(" ".join(args)), self.path)
-        return runner.run(
-            ("git", *_ALWAYS, *args),
-            cwd=self.path,
-            env=self._env,
-            timeout=timeout,
-            stdin=stdin,
-            check=check,
-            error_class=GitError,
-        )
+        return _run(args, self.path, self._env, timeout, stdin, check)
 
     def out(self, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> str:
         """stdout of a git command that must succeed, stripped."""
@@ -88,42 +110,58 @@ class Git:
 
     # -- reading --------------------------------------------------------------------------
     def is_repo(self) -> bool:
+        """True inside a git work tree or repository (like ``git rev-parse --git-dir``)."""
         if not self.path.is_dir():
             return False
         result = self.run("rev-parse", "--git-dir", check=False)
         return result.ok
 
+    # head and rev ask ``git rev-parse`` (one process, through repo.git): GitPython's own object reads
+    # would need its deprecated GitDB backend or more ``git cat-file`` processes per call.
     def head(self) -> str:
-        return self.out("rev-parse", "HEAD")
+        status, out, err = self.repo.git.rev_parse("--verify", "--quiet", "HEAD^{commit}",
+                                                   with_extended_output=True, with_exceptions=False)
+        if status != 0 or not out.strip():
+            raise GitError(f"{self.path}: HEAD has no commit yet ({err.strip() or 'rev-parse found none'})",
+                           argv=("git", "rev-parse", "HEAD"), returncode=status, output=err)
+        return out.strip()
 
     def rev(self, ref: str) -> str | None:
-        result = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-        return result.stdout.strip() if result.ok else None
+        """The commit ``ref`` names, or None when it names none."""
+        status, out, _ = self.repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}",
+                                                 with_extended_output=True, with_exceptions=False)
+        return out.strip() if status == 0 and out.strip() else None
 
     def remote_url(self, remote: str) -> str | None:
-        result = self.run("remote", "get-url", remote, check=False)
-        return result.stdout.strip() if result.ok and result.stdout.strip() else None
+        try:
+            url = next(iter(self.repo.remote(remote).urls), "")
+        except (ValueError, GitError):
+            return None
+        return url.strip() or None
 
     def remote_default_branch(self, remote: str) -> str | None:
         """The branch the remote's HEAD points at, asking the remote itself."""
-        result = self.run("ls-remote", "--symref", remote, "HEAD", check=False, timeout=120)
-        match = re.search(r"^ref: refs/heads/(\S+)\s+HEAD", result.stdout, re.MULTILINE)
-        return match.group(1) if result.ok and match else None
+        status, out, _ = self.repo.git.ls_remote("--symref", remote, "HEAD", kill_after_timeout=120,
+                                                 with_extended_output=True, with_exceptions=False)
+        match = re.search(r"^ref: refs/heads/(\S+)\s+HEAD", out, re.MULTILINE)
+        return match.group(1) if status == 0 and match else None
 
     def changed_files(self, base: str, head: str = "HEAD") -> list[str]:
-        return [line for line in self.out("diff", "--name-only", f"{base}..{head}").splitlines() if line]
+        return [line for line in self.repo.git.diff("--name-only", f"{base}..{head}").splitlines() if line]
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return self.run("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+        """True when ``ancestor`` is an ancestor of (or is) ``descendant``; False also when either is unknown."""
+        try:
+            return self.repo.is_ancestor(ancestor, descendant)
+        except GitError:
+            return False
 
     # -- changing ---------------------------------------------------------------------------
     @classmethod
     def clone(cls, url: str, dest: Path, identity: Identity | None = None) -> Git:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        log.info("$ git clone %s %s", redact_url(url), dest)
-        runner.run(("git", *_ALWAYS, "clone", "--quiet", "--no-checkout", "--", url, str(dest)),
-                   cwd=dest.parent, env=git_env(identity), timeout=GIT_TIMEOUT_SECONDS * 2,
-                   error_class=GitError)
+        _run(("clone", "--quiet", "--no-checkout", "--", url, str(dest)), dest.parent, git_env(identity),
+             GIT_TIMEOUT_SECONDS * 2, None, check=True)
         return cls(dest, identity)
 
     @classmethod
@@ -134,43 +172,49 @@ class Git:
         return repo
 
     def fetch(self, remote: str, *refspecs: str) -> None:
-        self.run("fetch", "--quiet", "--prune", "--no-tags", remote, *refspecs, timeout=GIT_TIMEOUT_SECONDS * 2)
+        self.repo.git.fetch("--quiet", "--prune", "--no-tags", remote, *refspecs,
+                            kill_after_timeout=GIT_TIMEOUT_SECONDS * 2)
 
     def snapshot_tree(self) -> str:
         """Stage everything in the work tree and return the index's tree id."""
-        self.run("add", "--all")
-        return self.out("write-tree")
+        git = self.repo.git
+        git.add("--all")
+        return git.write_tree().strip()
 
     def reset_index(self, tree: str) -> None:
         """Make the index exactly ``tree`` (the work tree is left alone)."""
-        self.run("read-tree", tree)
+        self.repo.git.read_tree(tree)
 
     def stage(self, *paths: str) -> None:
         """Stage these paths (those that exist in the work tree)."""
         existing = [p for p in paths if (self.path / p).exists()]
         if existing:
-            self.run("add", "--all", "--", *existing)
+            self.repo.git.add("--all", "--", *existing)
 
     def commit_index(self, message: str) -> str | None:
         """Commit what is staged with the bot identity; ``None`` when nothing is staged."""
-        if not self.run("diff", "--cached", "--quiet", check=False).returncode:
+        repo = self.repo
+        status, _, _ = repo.git.diff("--cached", "--quiet", with_extended_output=True, with_exceptions=False)
+        if status == 0:
             return None
-        self.run("commit", "--quiet", "--no-verify", "-F", "-", stdin=message)
+        repo.git.commit("--quiet", "--no-verify", "-F", "-", istream=message)
         return self.head()
 
     def commit_all(self, message: str) -> str | None:
         """Stage everything and commit with the bot identity; ``None`` when nothing changed."""
-        self.run("add", "--all")
+        self.repo.git.add("--all")
         return self.commit_index(message)
 
     def rebase(self, onto: str) -> None:
         """Rebase the current branch onto ``onto``; on conflict abort and raise PushConflict."""
-        result = self.run("rebase", "--quiet", onto, check=False)
-        if result.ok:
+        git = self.repo.git
+        status, out, err = git.rebase("--quiet", onto, with_extended_output=True, with_exceptions=False)
+        if status == 0:
             return
-        conflicts = self.run("diff", "--name-only", "--diff-filter=U", check=False).stdout.split()
-        self.run("rebase", "--abort", check=False)
+        conflicts = git.diff("--name-only", "--diff-filter=U", with_exceptions=False).split()
+        git.rebase("--abort", with_exceptions=False)
+        tail = "\n".join("\n".join(p for p in (out.rstrip(), err.rstrip()) if p).splitlines()[-40:])
         raise PushConflict(
             f"rebasing {self.path} onto {onto} conflicts in: {', '.join(conflicts) or 'unknown files'}",
-            argv=result.argv, returncode=result.returncode, output=result.tail(),
+            argv=("git", "rebase", "--quiet", onto), returncode=status, output=tail,
         )

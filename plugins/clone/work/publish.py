@@ -11,8 +11,6 @@ from pathlib import Path
 from clone.config.settings import Settings
 from clone.errors import ConfigError, PushConflict
 from clone.github import pulls
-from clone.github.api import GitHubApi
-from clone.github.connection import endpoint_for
 from clone.util.git import Git
 from clone.work.chain import ChainResult
 from clone.work.push import push_branch, record_push_conflict
@@ -57,7 +55,8 @@ def push_chain(settings: Settings, result: ChainResult, run_id: str) -> ChainRes
         return pushed
     first_line = ((result.agent or {}).get("last_message") or "").strip().splitlines()
     title = f"clone: {first_line[0][:80]}" if first_line else f"clone: maintenance pass on {repo}"
-    with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+    from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
+    with GitHubClient.for_connection(settings.github_conn_id) as api:
         pull = pulls.open_pull(api, str(result.github), head=target, base=result.branch, title=title,
                                body=pulls.render_body(pushed.to_json()))
     log.info("push: opened PR #%s for %s: %s", pull["number"], target, pull.get("html_url"))

@@ -18,8 +18,6 @@ from clone.ideas import bootstrap as steps
 from clone.workflow.controls import skip_if_paused
 from clone.workflow.dag_factory import DAG_DEFAULTS
 from clone.errors import CloneError
-from clone.github.api import GitHubApi
-from clone.github.connection import endpoint_for
 from clone.notify.send import notify_ideas_run
 from clone.ideas.ideas_file import BLOCKED, STATUSES, Idea, load_ideas
 from clone.operators.ci import REPO_LABEL, label
@@ -95,7 +93,8 @@ def publish(idea: dict[str, Any]) -> dict[str, Any]:
     """Create or reuse the private GitHub repo, add it as origin, push main."""
 
     def action(settings: Settings, current: Idea) -> Idea:
-        with GitHubApi(endpoint_for(settings.github_conn_id)) as api:
+        from clone.github.client import GitHubClient  # PyGithub: imported when used, not at parse
+        with GitHubClient.for_connection(settings.github_conn_id) as api:
             return steps.publish(settings, current, api)
 
     return _run("publish", idea, action)
