@@ -28,10 +28,13 @@ def clone_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
         "repos_file": tmp_path / "repos.yaml",
         "ideas_file": tmp_path / "ideas.yaml",
         "workspace": tmp_path / "workspace",
-        "plan": tmp_path / "agent_plan.json",
-        "agent_log": tmp_path / "agent_log.jsonl",
+        "plan": tmp_path / "agent-io" / "agent_plan.json",
+        "agent_log": tmp_path / "agent-io" / "agent_log.jsonl",
     }
     paths["code"].mkdir()
+    # The scripted agent's plan and log are the one place outside its work tree it may write (the sandbox).
+    paths["plan"].parent.mkdir()
+    monkeypatch.setenv("CLONE_SANDBOX_WRITABLE", str(paths["plan"].parent))
     monkeypatch.setenv("CLONE_CODE_ROOT", str(paths["code"]))
     monkeypatch.setenv("CLONE_REPOS_FILE", str(paths["repos_file"]))
     monkeypatch.setenv("CLONE_IDEAS_FILE", str(paths["ideas_file"]))

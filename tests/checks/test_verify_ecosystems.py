@@ -71,8 +71,9 @@ def make_repo(tmp_path: Path, name: str, files: dict[str, str], prepare: list[li
     return workdir
 
 
-def judge(workdir: Path, path: str, breakage: dict[str, str]) -> dict:
-    """Set up, detect, baseline, then judge healthy code and ``breakage``; also time a cached setup."""
+def judge(workdir: Path, path: str, breakage: dict[str, str], network: bool = False) -> dict:
+    """Set up, detect, baseline, then judge healthy code and ``breakage``; also time a cached setup.
+    ``network``: the checks may use the network (repos.yaml ``checks_network: true``)."""
     env = repo_setup.setup_env(base={**os.environ, "PATH": path})
     steps = repo_setup.steps_for(None, workdir, path)
     started = time.monotonic()
@@ -82,11 +83,13 @@ def judge(workdir: Path, path: str, breakage: dict[str, str]) -> dict:
     checks = verify.detect_checks(workdir)
     check_env = verify.default_env(base={**os.environ, "PATH": path})
     sha = git(workdir, "rev-parse", "HEAD").strip()
-    base = verify.baseline(workdir, checks, sha, timeout_seconds=300, env=check_env)
-    healthy = verify.judge(base, verify.run_checks(workdir, checks, timeout_seconds=300, env=check_env))
+    base = verify.baseline(workdir, checks, sha, timeout_seconds=300, env=check_env, network=network)
+    healthy = verify.judge(base, verify.run_checks(workdir, checks, timeout_seconds=300, env=check_env,
+                                                   network=network))
     for rel, text in breakage.items():
         (workdir / rel).write_text(text)
-    broken = verify.judge(base, verify.run_checks(workdir, checks, timeout_seconds=300, env=check_env))
+    broken = verify.judge(base, verify.run_checks(workdir, checks, timeout_seconds=300, env=check_env,
+                                                  network=network))
     git(workdir, "checkout", "--", ".")
     started = time.monotonic()
     again = repo_setup.run_setup(workdir, repo_setup.steps_for(None, workdir, path), timeout_seconds=600, env=env)
@@ -209,7 +212,8 @@ def test_tox_project(tmp_path, tools_path):
                    "commands = python -m pytest -q\n",
         "calc.py": CALC, "tests/test_calc.py": CALC_TEST,
     }, path=tools_path)
-    out = judge(workdir, tools_path, {"calc.py": "def add(a, b):\n    return a * b\n"})
+    # tox installs each env's deps when the check runs: such a repo needs `checks_network: true`.
+    out = judge(workdir, tools_path, {"calc.py": "def add(a, b):\n    return a * b\n"}, network=True)
     tox_dir = tmp_path / "ws" / "envs" / "toxproj" / "tox"
     assert out["checks"] == [f"tox run --skip-missing-interpreters true --workdir {tox_dir}"]
     assert out["healthy"].label == "passed" and [r.name for r in out["broken"].regressions] == ["test"]

@@ -68,6 +68,7 @@ def test_bad_setup_names_file_entry_and_field(tmp_path):
     ({"path": "{good}", "colour": "red"}, "unknown field(s) colour"),
     ({"path": "{good}", "name": "../evil"}, "field 'name'"),
     ({"path": "{good}", "enabled": "yes"}, "field 'enabled' must be bool"),
+    ({"path": "{good}", "checks_network": "yes"}, "field 'checks_network' must be bool, got 'yes'"),
     ({"path": "{good}", "tasks_per_repo": 0}, "field 'tasks_per_repo' must be at least 1"),
     ({"path": "{good}", "tasks_per_repo": True}, "field 'tasks_per_repo' must be int"),
     ({"path": "{good}", "github": "not a slug"}, "field 'github' must look like owner/name"),

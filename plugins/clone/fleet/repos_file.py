@@ -37,7 +37,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")  # always used with fullmatch
 GITHUB_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 KNOWN_KEYS = ("path", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering", "verify",
-              "push_mode", "setup")
+              "push_mode", "setup", "checks_network")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,7 @@ class RepoEntry:
     verify: tuple[str, ...] | None = None
     push_mode: str | None = None
     setup: tuple[str, ...] | None = None
+    checks_network: bool = False  # the repo's checks may use the network (they run sandboxed without it)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,6 +150,7 @@ def _validate_entry(raw: Any, where: str) -> RepoEntry:
         steering=steering, verify=verify, push_mode=push_mode, setup=setup,
         path=str(path), name=name, enabled=field("enabled", bool, True), branch=branch,
         remote=remote, github=github, tasks_per_repo=tasks,
+        checks_network=field("checks_network", bool, False),
     )
 
 

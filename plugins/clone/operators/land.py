@@ -105,7 +105,7 @@ class LandMixin(CIWatchMixin):
         entry = RepoEntry.from_dict(result["entry"])
         results = [] if settings.verify_policy == "off" else verify.run_checks(
             ws.path, checks_for(entry, ws.path), timeout_seconds=settings.verify_timeout_minutes * 60,
-            env=verify.default_env(passthrough=settings.agent_env_passthrough))
+            env=verify.default_env(passthrough=settings.agent_env_passthrough), network=entry.checks_network)
         if not all(r.ok for r in results) and settings.verify_policy == "block":
             raise CIFailed(f"{result['repo']}: checks are red after rebasing onto {target}; not landing:\n"
                              f"{verify.summarize(results)}")

@@ -239,7 +239,8 @@ class Pass:
             checks = checks_for(entry, self.workdir)
             self.baseline = verify.baseline(self.workdir, checks, self.ws.base_sha,
                                             timeout_seconds=settings.verify_timeout_minutes * 60,
-                                            env=verify.default_env(passthrough=settings.agent_env_passthrough))
+                                            env=verify.default_env(passthrough=settings.agent_env_passthrough),
+                                            network=entry.checks_network)
             # The agent starts from the base commit, not from what setup or the baseline left behind.
             self.git.run("reset", "--quiet", "--hard", self.ws.base_sha)
             self.git.run("clean", "-ffd", "--quiet")
@@ -358,7 +359,8 @@ class Pass:
             return self._unverified(agent_tree, "no checks found")
         timeout = self.settings.verify_timeout_minutes * 60
         env = verify.default_env(passthrough=self.settings.agent_env_passthrough)
-        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env)
+        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env,
+                                     network=self.entry.checks_network)
         verdict = verify.judge(self.baseline, results)
         for r in verdict.pre_existing:
             log.warning("verification: %s `%s` was already red on the base commit %s (%s): pre-existing, "
@@ -385,7 +387,8 @@ class Pass:
         except AgentError:
             log.warning("the fix attempt failed too")
         agent_tree = self.git.snapshot_tree()
-        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env)
+        results = verify.run_checks(self.workdir, checks, timeout_seconds=timeout, env=env,
+                                     network=self.entry.checks_network)
         verdict = verify.judge(self.baseline, results)
         if not verdict.regressions:
             return agent_tree, [r.to_dict() for r in results], verdict.label.replace("passed", "passed after fix", 1)
