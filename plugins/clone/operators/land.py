@@ -79,7 +79,7 @@ class LandMixin(CIWatchMixin):
         if pushed.ok:
             log.info("land: %s fast-forwarded to %s (green on CI)", target, sha[:12])
             for branch in {result["push_branch"], work}:
-                ws.run("push", "--quiet", "origin", "--delete", branch, check=False)
+                ws.run("push", "--quiet", "--delete", "--", "origin", branch, check=False)
                 log.info("land: deleted the work branch %s", branch)
             return {**result, "landed_sha": sha}
         ws.fetch("origin", f"+refs/heads/{target}:refs/remotes/origin/{target}")
@@ -114,7 +114,7 @@ class LandMixin(CIWatchMixin):
         rebased = ws.head()
         new_work = f"{result['push_branch']}-rebased-{attempt}"
         ws.run("push", "--quiet", "origin", f"{rebased}:refs/heads/{new_work}", timeout=600)
-        ws.run("push", "--quiet", "origin", "--delete", work, check=False)
+        ws.run("push", "--quiet", "--delete", "--", "origin", work, check=False)
         event = self.watch_ci(settings, result["github"], rebased, method_name="land_done",
                               echo={"attempt": attempt + 1, "work": new_work})
         return self.land_done(context, event)
