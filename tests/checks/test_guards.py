@@ -137,10 +137,22 @@ def test_only_added_lines_are_scanned(repo):
     assert r.scan() == []  # the token was already there: not this pass's doing
 
 
-def test_binary_files_are_skipped_but_gitattributes_cannot_hide_text(repo):
+def test_binary_looking_files_and_gitattributes_cannot_hide_a_secret(repo):
+    # One NUL byte once marked a file binary and switched its scan off.
     r = repo({".gitattributes": "*.txt -diff\n"})
-    r.change({"image.bin": b"\x89PNG\x00\x01" + GH_TOKEN.encode() + b"\x00\n", "notes.txt": f"{GH_TOKEN}\n"})
-    assert rules(r.scan()) == [("secret", "notes.txt", 1)]
+    r.change({"image.bin": b"\x89PNG\x00\x01" + GH_TOKEN.encode() + b"\x00\n", "notes.txt": f"{GH_TOKEN}\n",
+              "blob.dat": b"\x00\x00AKIA" + b"IOSFODNN7EXAMPLQ" + b"\x00 padding\n"})
+    assert sorted(rules(r.scan())) == [("secret", "blob.dat", 1), ("secret", "image.bin", 1),
+                                       ("secret", "notes.txt", 1)]
+
+
+def test_detect_secrets_finds_what_the_hand_rules_do_not(repo):
+    r = repo({"README.md": "hi\n"})
+    # A provider format Clone's own ~10 rules have no pattern for: a SendGrid key (made up).
+    key = "SG." + "ngeVfQFYQlKU0ufo8x5d1A" + "." + "TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc-1s5cr"
+    r.change({"mail.py": f"SENDGRID = '{key}'\n"})
+    findings = [f for f in r.scan() if f.rule == "secret"]
+    assert [(f.path, f.line, f.detail) for f in findings] == [("mail.py", 1, "SendGrid API Key (detect-secrets)")]
 
 
 @pytest.mark.parametrize(("line", "kind", "preview"), [
