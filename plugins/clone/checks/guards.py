@@ -19,13 +19,13 @@ from clone.memory.compaction import ARCHIVE_DIR
 from clone.errors import ConfigError, GitError
 from clone.util.git import Git
 from clone.memory.docs import Incident
-from clone.checks import secret_scan
+from clone.checks import check_defs, secret_scan
 from clone.checks.redact import find_secrets
 
 if TYPE_CHECKING:
     from clone.config.settings import Settings
 
-RULES = ("secret", "deleted-test", "skip-marker", "workflow-edit", "protected-path")
+RULES = ("secret", "deleted-test", "skip-marker", "workflow-edit", "check-definition", "protected-path")
 POLICIES = ("block", "warn")
 MEMORY_ARCHIVE = ARCHIVE_DIR + "/"
 #: CI definitions: a change here can switch checks off for every later commit.
@@ -125,14 +125,23 @@ def scan(git: Git, base: str, head: str = "HEAD", policy: GuardPolicy = GuardPol
         raise GitError(f"cannot diff {base}..{head} in {git.path} for the push guards: "
                        f"{result.stderr.strip()}", argv=result.argv, returncode=result.returncode,
                        output=result.stderr)
-    return check(parse_diff(result.stdout), policy)
+
+    def read(side: str, path: str) -> str | None:
+        shown = git.run("show", f"{base if side == 'old' else head}:{path}", check=False)
+        return shown.stdout if shown.ok else None
+
+    return check(parse_diff(result.stdout), policy, read)
 
 
-def check(files: Sequence[FileDiff], policy: GuardPolicy = GuardPolicy()) -> list[Finding]:
-    """The findings for already parsed diffs: secrets first, then weakening changes."""
+def check(files: Sequence[FileDiff], policy: GuardPolicy = GuardPolicy(),
+          read: check_defs.Reader | None = None) -> list[Finding]:
+    """The findings for already parsed diffs: secrets first, then weakening changes (``read`` gives whole
+    files, for the rules on check definitions)."""
     blocks = policy.weakening == "block"
     return [*_secrets(files), *_deleted_tests(files, blocks), *_skip_markers(files, blocks),
-            *_path_rules(files, policy, blocks)]
+            *_path_rules(files, policy, blocks),
+            *(Finding("check-definition", path, line, detail, blocks)
+              for path, line, detail in check_defs.weakened(files, read))]
 
 
 def blocking(findings: Iterable[Finding]) -> list[Finding]:
