@@ -59,3 +59,19 @@ def agent_calls(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bubblewrap() -> None:
+    """Every agent and check runs in Clone's bubblewrap sandbox: install Debian's ``bubblewrap`` when it is
+    missing and the tests run as root (as tests/browser.py does for chromium); otherwise the sandbox tests
+    fail with what to do (and the rest run with the SANDBOX UNAVAILABLE warning)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("bwrap") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in (("update",), ("install", "-y", "--no-install-recommends", "bubblewrap")):
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", *args], env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=300, check=False)
