@@ -24,12 +24,12 @@ import functools
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from clone.errors import ConfigError, SandboxUnavailable
+from clone.errors import CommandError, ConfigError, SandboxUnavailable
+from clone.util import runner
 
 log = logging.getLogger("clone.sandbox")
 
@@ -81,14 +81,14 @@ def probe() -> str | None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bwrap is not installed (apt-get install bubblewrap)"
-    try:  # not through the runner: runner imports nothing of this, and this is a fixed, trusted argv
-        proc = subprocess.run([bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-                               "--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent",
-                               "--", "true"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
+    try:
+        proc = runner.run((bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-pid",
+                           "--unshare-net", "--unshare-ipc", "--die-with-parent", "--", "true"),
+                          cwd=Path("/"), env={"PATH": os.defpath}, timeout=_PROBE_TIMEOUT, check=False)
+    except CommandError as e:
         return f"bwrap could not run: {e}"
-    if proc.returncode != 0:
-        return (f"bwrap cannot create namespaces here ({proc.stderr.strip()[:300]}); the kernel must allow "
+    if not proc.ok:
+        return (f"bwrap cannot create namespaces here ({proc.tail(5)[:300]}); the kernel must allow "
                 "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
                 "user.max_user_namespaces > 0) or bwrap must be setuid")
     return None
