@@ -69,3 +69,22 @@ def test_bad_settings_are_named(tmp_path, monkeypatch, name, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         sandbox.wrap(["true"], {"PATH": "/usr/bin"}, purpose="agent", workdir=tmp_path,
                      network=sandbox.agent_network())
+
+
+def test_paths_in_passthrough_variables_are_handed_over_but_never_private_ones(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".git-credentials").write_text("https://x:secret@github.com\n")
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AGENT_LOG", str(outbox / "log.txt"))  # does not exist yet: its folder is handed over
+    monkeypatch.setenv("AGENT_CREDS", str(home / ".git-credentials"))  # inside HOME: never shown
+    script = ("import os, pathlib; seen = pathlib.Path(os.environ['AGENT_CREDS']).exists(); "
+              "pathlib.Path(os.environ['AGENT_LOG']).write_text(f'credentials visible: {seen}')")
+    work = tmp_path / "ws" / "repos" / "app"
+    work.mkdir(parents=True)
+    agent = CommandAgent(command=f"{sys.executable} -c \"{script}\"", timeout_seconds=60,
+                         passthrough=("AGENT_LOG", "AGENT_CREDS"))
+    agent.run(AgentRun(workdir=work, prompt="p", repo_name="app"))
+    assert (outbox / "log.txt").read_text() == "credentials visible: False"

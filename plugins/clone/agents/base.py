@@ -129,7 +129,7 @@ class Agent:
             env = agent_env(run, prompt_file, self.passthrough)
             argv, env = sandbox.wrap(argv, env, purpose="agent", workdir=run.workdir, writable=(scratch,),
                                      env_root=repo_setup.env_root_for(run.workdir),
-                                     network=sandbox.agent_network())
+                                     network=sandbox.agent_network(), handed=self.passthrough)
             log.info("agent %s: %s pass in %s (timeout %.0fs, prompt %d chars)",
                      self.name, run.pass_kind, run.workdir, self.timeout_seconds, len(run.prompt))
             try:

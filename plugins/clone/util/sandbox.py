@@ -157,12 +157,14 @@ def _home(env: Mapping[str, str]) -> Path:
 
 
 def wrap(argv: Sequence[str], env: Mapping[str, str], *, purpose: str, workdir: Path,
-         writable: Iterable[Path] = (), env_root: Path | None = None,
-         network: bool = False) -> tuple[list[str], dict[str, str]]:
+         writable: Iterable[Path] = (), env_root: Path | None = None, network: bool = False,
+         handed: Iterable[str] = ()) -> tuple[list[str], dict[str, str]]:
     """``(argv, env)`` to run ``argv`` in the sandbox (or unchanged, warned, when it is off/unavailable).
 
     ``purpose`` is ``agent`` or ``check``; ``writable`` are extra paths the command must write (the agent's
-    scratch dir); ``env_root`` is the repo's setup env; ``network`` shares the host network.
+    scratch dir); ``env_root`` is the repo's setup env; ``network`` shares the host network; ``handed`` are
+    the names of variables the operator hands over (CLONE_AGENT_ENV_PASSTHROUGH): an absolute path in one is
+    shown read-write (the file, or the directory that will hold it).
     """
     if purpose not in ("agent", "check"):
         raise ValueError(f"purpose must be agent or check, got {purpose!r}")
@@ -220,6 +222,10 @@ def wrap(argv: Sequence[str], env: Mapping[str, str], *, purpose: str, workdir: 
         mounts.bind(home / ".claude.json", writable=True)
     for path in [*writable, *_extra_paths("CLONE_SANDBOX_WRITABLE")]:
         mounts.bind(path, writable=True)
+    for name in handed:
+        value = Path(env.get(name, "") or "relative")
+        if value.is_absolute():
+            mounts.bind(value if value.exists() else value.parent, writable=True, trust="argv")
     mounts.bind(workdir, writable=True)
     mounts.bind(workdir / ".git")  # Clone alone writes git state: config, info/, hooks, refs
     if env_root is not None and env_root.is_dir():
