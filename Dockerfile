@@ -20,13 +20,14 @@ FROM apache/airflow:3.3.2-python3.11
 USER root
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# git: Clone shells out to it for clones, commits and pushes. Not version-pinned on purpose: the
+# git: Clone shells out to it for clones, commits and pushes. bubblewrap: the sandbox every agent run and
+# every check run goes through (README "Security model"). Not version-pinned on purpose: the
 # available version is whatever the base image's Debian release ships (the FROM tag fixes the
 # release) and we want its security updates; an exact pin breaks the build as soon as Debian
 # publishes a point release.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git make cmake g++ \
+    && apt-get install -y --no-install-recommends git make cmake g++ bubblewrap \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 

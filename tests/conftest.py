@@ -28,10 +28,13 @@ def clone_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
         "repos_file": tmp_path / "repos.yaml",
         "ideas_file": tmp_path / "ideas.yaml",
         "workspace": tmp_path / "workspace",
-        "plan": tmp_path / "agent_plan.json",
-        "agent_log": tmp_path / "agent_log.jsonl",
+        "plan": tmp_path / "agent-io" / "agent_plan.json",
+        "agent_log": tmp_path / "agent-io" / "agent_log.jsonl",
     }
     paths["code"].mkdir()
+    # The scripted agent's plan and log are the one place outside its work tree it may write (the sandbox).
+    paths["plan"].parent.mkdir()
+    monkeypatch.setenv("CLONE_SANDBOX_WRITABLE", str(paths["plan"].parent))
     monkeypatch.setenv("CLONE_CODE_ROOT", str(paths["code"]))
     monkeypatch.setenv("CLONE_REPOS_FILE", str(paths["repos_file"]))
     monkeypatch.setenv("CLONE_IDEAS_FILE", str(paths["ideas_file"]))
@@ -59,3 +62,19 @@ def agent_calls(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bubblewrap() -> None:
+    """Every agent and check runs in Clone's bubblewrap sandbox: install Debian's ``bubblewrap`` when it is
+    missing and the tests run as root (as tests/browser.py does for chromium); otherwise the sandbox tests
+    fail with what to do (and the rest run with the SANDBOX UNAVAILABLE warning)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("bwrap") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in (("update",), ("install", "-y", "--no-install-recommends", "bubblewrap")):
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", *args], env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=300, check=False)

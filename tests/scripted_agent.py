@@ -8,7 +8,9 @@ Actions: ``{"write": path, "text": str}``, ``{"append": path, "text": str}``,
 ``{"spawn_sleeper": seconds}`` (a child process, to test process-group kills),
 ``{"replace": path, "old": str, "new": str}``, ``{"copy": path, "to": path}`` (a snapshot of a file, e.g.
 the repo's lease while the agent runs), ``{"usage": {...}, "times": n, "sleep": s}``
-(prints codex-style ``turn.completed`` events carrying that usage, ``times`` times).
+(prints codex-style ``turn.completed`` events carrying that usage, ``times`` times),
+``{"shell": command, "name": str}`` (runs ``sh -c command``; appends ``{"attack": name, "exit": code,
+"output": ...}`` to ``SCRIPTED_AGENT_LOG``: what an agent's tool call could do).
 Every call appends a record (cwd, pass kind, env, prompt, process group) to ``SCRIPTED_AGENT_LOG`` if set.
 """
 
@@ -60,6 +62,12 @@ def main() -> int:
         elif "replace" in action:
             target = Path(action["replace"])
             target.write_text(target.read_text().replace(action["old"], action["new"]))
+        elif "shell" in action:
+            done = subprocess.run(["sh", "-c", action["shell"]], capture_output=True, text=True, timeout=60)
+            if log_path:
+                with open(log_path, "a") as handle:
+                    handle.write(json.dumps({"attack": action.get("name", action["shell"]), "exit": done.returncode,
+                                             "output": (done.stdout + done.stderr)[-2000:]}) + "\n")
         elif "exit" in action:
             return int(action["exit"])
     print(f"scripted agent done: {repo} {kind}", flush=True)

@@ -38,6 +38,10 @@ class AgentError(CloneError):
     """The coding agent crashed, timed out or reported a failed turn."""
 
 
+class SandboxUnavailable(CloneError):
+    """CLONE_SANDBOX=required and bubblewrap cannot build the sandbox on this machine."""
+
+
 class GitHubError(CloneError):
     """The GitHub API answered something we cannot use."""
 

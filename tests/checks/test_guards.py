@@ -137,10 +137,22 @@ def test_only_added_lines_are_scanned(repo):
     assert r.scan() == []  # the token was already there: not this pass's doing
 
 
-def test_binary_files_are_skipped_but_gitattributes_cannot_hide_text(repo):
+def test_binary_looking_files_and_gitattributes_cannot_hide_a_secret(repo):
+    # One NUL byte once marked a file binary and switched its scan off.
     r = repo({".gitattributes": "*.txt -diff\n"})
-    r.change({"image.bin": b"\x89PNG\x00\x01" + GH_TOKEN.encode() + b"\x00\n", "notes.txt": f"{GH_TOKEN}\n"})
-    assert rules(r.scan()) == [("secret", "notes.txt", 1)]
+    r.change({"image.bin": b"\x89PNG\x00\x01" + GH_TOKEN.encode() + b"\x00\n", "notes.txt": f"{GH_TOKEN}\n",
+              "blob.dat": b"\x00\x00AKIA" + b"IOSFODNN7EXAMPLQ" + b"\x00 padding\n"})
+    assert sorted(rules(r.scan())) == [("secret", "blob.dat", 1), ("secret", "image.bin", 1),
+                                       ("secret", "notes.txt", 1)]
+
+
+def test_detect_secrets_finds_what_the_hand_rules_do_not(repo):
+    r = repo({"README.md": "hi\n"})
+    # A provider format Clone's own ~10 rules have no pattern for: a SendGrid key (made up).
+    key = "SG." + "ngeVfQFYQlKU0ufo8x5d1A" + "." + "TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc-1s5cr"
+    r.change({"mail.py": f"SENDGRID = '{key}'\n"})
+    findings = [f for f in r.scan() if f.rule == "secret"]
+    assert [(f.path, f.line, f.detail) for f in findings] == [("mail.py", 1, "SendGrid API Key (detect-secrets)")]
 
 
 @pytest.mark.parametrize(("line", "kind", "preview"), [
@@ -376,3 +388,46 @@ def test_scan_of_an_unknown_base_raises_git_error(repo):
     r = repo()
     with pytest.raises(GitError, match="push guards"):
         scan(Git(r.path), "no-such-ref")
+
+
+# ------------------------------------------------------------------------- check definitions
+CHECK_DEF_CASES = [
+    ({"Makefile": "test:\n\tpytest -q\nlint:\n\truff check .\n"}, {"Makefile": "test:\n\ttrue\nlint:\n\truff check .\n"},
+     "Makefile target 'test' changed"),
+    ({"Makefile": "check: lint\n\tpytest\n"}, {"Makefile": "check:\n\tpytest\n"}, "Makefile target 'check' changed"),
+    ({"Makefile": "test:\n\tpytest\n"}, {"Makefile": "build:\n\tcc x.c\n"}, "Makefile target 'test' removed"),
+    ({"package.json": '{"scripts": {"test": "jest", "build": "tsc"}}'},
+     {"package.json": '{"scripts": {"test": "exit 0", "build": "tsc"}}'}, "package.json script 'test' changed"),
+    ({"package.json": '{"scripts": {"test": "jest"}}'},
+     {"package.json": '{"scripts": {"test": "jest", "pretest": "exit 0"}}'}, "package.json script 'pretest' added"),
+    ({"pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['tests']\n"},
+     {"pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['tests']\naddopts = '--deselect tests/test_a.py'\n"},
+     "pyproject.toml [tool.pytest] changed"),
+    ({"pytest.ini": "[pytest]\ntestpaths = tests\n"}, {"pytest.ini": "[pytest]\ntestpaths = tests\naddopts = -k 'not slow'\n"},
+     "pytest.ini [pytest] addopts added"),
+    ({"tox.ini": "[testenv]\ncommands = pytest\n"}, {"tox.ini": "[testenv]\ncommands = python -c pass\n"},
+     "tox.ini [testenv] commands changed"),
+    ({"setup.cfg": "[tool:pytest]\nnorecursedirs = build\n"}, {"setup.cfg": "[tool:pytest]\nnorecursedirs = build tests\n"},
+     "setup.cfg [tool:pytest] norecursedirs changed"),
+    ({"tests/conftest.py": "import pytest\n"}, {"tests/conftest.py": "import pytest\ncollect_ignore = ['test_a.py']\n"},
+     "conftest.py line that skips or deselects tests"),
+    ({"noxfile.py": "import nox\n"}, {"noxfile.py": "import nox  # changed\n"}, "check tool configuration changed"),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "detail"), CHECK_DEF_CASES,
+                         ids=[c[2].split(" ")[0] + "-" + str(i) for i, c in enumerate(CHECK_DEF_CASES)])
+def test_weakening_a_check_definition_is_flagged(repo, before, after, detail):
+    r = repo({"README.md": "hi\n", **before})
+    findings = [f for f in r.change(after).scan() if f.rule == "check-definition"]
+    assert [f.detail for f in findings if f.detail.startswith(detail)], findings
+    assert all(f.blocking for f in findings)
+    assert not any(f.blocking for f in r.scan(GuardPolicy(weakening="warn")) if f.rule == "check-definition")
+
+
+def test_unrelated_edits_to_check_files_are_not_flagged(repo):
+    r = repo({"Makefile": "test:\n\tpytest\nbuild:\n\tcc a.c\n", "package.json": '{"scripts": {"test": "jest"}}'})
+    r.change({"Makefile": "test:\n\tpytest\nbuild:\n\tcc a.c b.c\n",
+              "package.json": '{"name": "x", "scripts": {"test": "jest", "start": "node ."}}',
+              "tests/conftest.py": "import pytest\n\n@pytest.fixture\ndef db():\n    return 1\n"})
+    assert [f for f in r.scan() if f.rule == "check-definition"] == []

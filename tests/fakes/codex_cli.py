@@ -74,7 +74,25 @@ def install_codex(cache_dir: Path | None = None) -> Path:
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     install_package(CODEX_NPM_SPEC, cache_dir, is_installed=_is_installed, error=CodexInstallError,
                     expected=f"{_launcher(cache_dir)} and the native binary")
+    _link_sandbox_helper(cache_dir)
     return _launcher(cache_dir)
+
+
+def _link_sandbox_helper(cache_dir: Path) -> None:
+    """``codex-linux-sandbox`` beside the launcher: the native binary under that name (codex dispatches on argv[0]).
+
+    With a system ``bwrap`` installed, codex 0.169.0's workspace-write sandbox execs ``codex-linux-sandbox``
+    from PATH; codex creates that alias itself under CODEX_HOME, but refuses to when CODEX_HOME is under
+    /tmp (pytest's tmp_path): "Refusing to create helper binaries under temporary dir". Every command
+    then failed with ``bwrap: execvp codex-linux-sandbox: No such file or directory``.
+    """
+    native = next(iter(sorted((cache_dir / "node_modules" / "@openai").glob("codex-*/vendor/*/bin/codex"))), None)
+    link = _launcher(cache_dir).parent / "codex-linux-sandbox"
+    if native is not None and not link.exists():
+        scratch = link.with_name(f".codex-linux-sandbox.{os.getpid()}")
+        scratch.unlink(missing_ok=True)
+        scratch.symlink_to(native.resolve())
+        os.replace(scratch, link)
 
 
 def codex_config_toml(

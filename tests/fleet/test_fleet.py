@@ -42,13 +42,14 @@ repos:
     github: acme/widget
     tasks_per_repo: 3
     setup: ["uv sync --locked", "npm ci"]
+    checks_network: true
 """)
     (entry,), problems = load_fleet(source)
     assert problems == []
     assert entry.to_dict() == {"path": str(repo), "url": None, "name": "widget", "enabled": False, "branch": "develop",
                                "remote": "upstream", "github": "acme/widget", "tasks_per_repo": 3,
                                "steering": None, "verify": None, "push_mode": None,
-                               "setup": ("uv sync --locked", "npm ci")}
+                               "setup": ("uv sync --locked", "npm ci"), "checks_network": True}
 
 
 def test_bad_setup_names_file_entry_and_field(tmp_path):
@@ -68,6 +69,7 @@ def test_bad_setup_names_file_entry_and_field(tmp_path):
     ({"path": "{good}", "colour": "red"}, "unknown field(s) colour"),
     ({"path": "{good}", "name": "../evil"}, "field 'name'"),
     ({"path": "{good}", "enabled": "yes"}, "field 'enabled' must be bool"),
+    ({"path": "{good}", "checks_network": "yes"}, "field 'checks_network' must be bool, got 'yes'"),
     ({"path": "{good}", "tasks_per_repo": 0}, "field 'tasks_per_repo' must be at least 1"),
     ({"path": "{good}", "tasks_per_repo": True}, "field 'tasks_per_repo' must be int"),
     ({"path": "{good}", "github": "not a slug"}, "field 'github' must look like owner/name"),

@@ -131,7 +131,7 @@ def test_red_at_baseline_still_blocks_what_the_agent_broke(clone_env, tmp_path):
 
 
 def test_baseline_is_cached_per_sha(clone_env, tmp_path):
-    runs = tmp_path / "runs.log"
+    runs = clone_env["plan"].parent / "runs.log"  # the one place outside the work tree a check may write
     checkout, _ = make_remote_and_checkout(tmp_path, "cached", {"Makefile": f"test:\n\t@echo run >> {runs}\n"})
     entry = RepoEntry(path=str(checkout), name="cached")
     write_plan(clone_env["plan"], {"*": {"pass": []}})  # the agent changes nothing
@@ -290,7 +290,9 @@ def test_prompt_lists_top_backlog_items_and_guards(clone_env, repo):
     assert result["backlog_before"] == {"open": 2, "done": 1}
 
 
-def test_agent_changes_to_git_config_are_undone(clone_env, repo, tmp_path):
+def test_agent_changes_to_git_config_are_undone(clone_env, repo, tmp_path, monkeypatch):
+    # The sandbox makes .git read-only (tests/checks/test_sandbox_attacks.py); without it, the restore holds.
+    monkeypatch.setenv("CLONE_SANDBOX", "off")
     entry, bare = repo
     marker = tmp_path / "fsmonitor-ran"
     hook = tmp_path / "evil.sh"

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from clone.checks import repo_setup
 from clone.config import environment
-from clone.util import runner
+from clone.util import runner, sandbox
 from clone.errors import AgentError, ConfigError
 
 log = logging.getLogger("clone.agent")
@@ -125,6 +126,9 @@ class Agent:
             prompt_file.write_text(run.prompt, encoding="utf-8")
             argv, stdin = self.argv(run, scratch)
             env = agent_env(run, prompt_file, self.passthrough)
+            argv, env = sandbox.wrap(argv, env, purpose="agent", workdir=run.workdir, writable=(scratch,),
+                                     env_root=repo_setup.env_root_for(run.workdir),
+                                     network=sandbox.agent_network(), handed=self.passthrough)
             log.info("agent %s: %s pass in %s (timeout %.0fs, prompt %d chars)",
                      self.name, run.pass_kind, run.workdir, self.timeout_seconds, len(run.prompt))
             try:

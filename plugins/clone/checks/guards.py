@@ -19,12 +19,13 @@ from clone.memory.compaction import ARCHIVE_DIR
 from clone.errors import ConfigError, GitError
 from clone.util.git import Git
 from clone.memory.docs import Incident
+from clone.checks import check_defs, secret_scan
 from clone.checks.redact import find_secrets
 
 if TYPE_CHECKING:
     from clone.config.settings import Settings
 
-RULES = ("secret", "deleted-test", "skip-marker", "workflow-edit", "protected-path")
+RULES = ("secret", "deleted-test", "skip-marker", "workflow-edit", "check-definition", "protected-path")
 POLICIES = ("block", "warn")
 MEMORY_ARCHIVE = ARCHIVE_DIR + "/"
 #: CI definitions: a change here can switch checks off for every later commit.
@@ -124,14 +125,23 @@ def scan(git: Git, base: str, head: str = "HEAD", policy: GuardPolicy = GuardPol
         raise GitError(f"cannot diff {base}..{head} in {git.path} for the push guards: "
                        f"{result.stderr.strip()}", argv=result.argv, returncode=result.returncode,
                        output=result.stderr)
-    return check(parse_diff(result.stdout), policy)
+
+    def read(side: str, path: str) -> str | None:
+        shown = git.run("show", f"{base if side == 'old' else head}:{path}", check=False)
+        return shown.stdout if shown.ok else None
+
+    return check(parse_diff(result.stdout), policy, read)
 
 
-def check(files: Sequence[FileDiff], policy: GuardPolicy = GuardPolicy()) -> list[Finding]:
-    """The findings for already parsed diffs: secrets first, then weakening changes."""
+def check(files: Sequence[FileDiff], policy: GuardPolicy = GuardPolicy(),
+          read: check_defs.Reader | None = None) -> list[Finding]:
+    """The findings for already parsed diffs: secrets first, then weakening changes (``read`` gives whole
+    files, for the rules on check definitions)."""
     blocks = policy.weakening == "block"
     return [*_secrets(files), *_deleted_tests(files, blocks), *_skip_markers(files, blocks),
-            *_path_rules(files, policy, blocks)]
+            *_path_rules(files, policy, blocks),
+            *(Finding("check-definition", path, line, detail, blocks)
+              for path, line, detail in check_defs.weakened(files, read))]
 
 
 def blocking(findings: Iterable[Finding]) -> list[Finding]:
@@ -165,16 +175,25 @@ def is_test_path(path: str) -> bool:
 
 # -- the rules ---------------------------------------------------------------------------------
 def _secrets(files: Sequence[FileDiff]) -> list[Finding]:
+    """Clone's rules, then detect-secrets, over the added lines of every file, binary-looking ones too."""
     findings = []
     for diff in files:
-        if diff.binary or not diff.added:
+        if not diff.added:
             continue
         options = {"assignments": not (is_test_path(diff.path) or _FIXTURES.search(diff.path)),
                    "bare_values": not diff.path.endswith(_CODE)}
-        for run in _consecutive(diff.added):
+        # NUL-split pieces stand as lines of their own: one NUL byte must not switch the scan off.
+        added = [(number, piece) for number, text in diff.added for piece in secret_scan.text_pieces(text)]
+        seen = set()
+        for run in _consecutive(added, allow_same=True):
             for hit in find_secrets([text for _, text in run], **options):
+                seen.add(run[hit.line_index][0])
                 findings.append(Finding("secret", diff.path, run[hit.line_index][0],
                                         f"{hit.kind} ({hit.preview})", True))
+        for index, kind in secret_scan.scan_lines([text for _, text in added]):
+            if added[index][0] not in seen:
+                seen.add(added[index][0])
+                findings.append(Finding("secret", diff.path, added[index][0], f"{kind} (detect-secrets)", True))
     return findings
 
 
@@ -260,10 +279,10 @@ def _take(counter: Counter, key: str) -> bool:
     return False
 
 
-def _consecutive(lines: Sequence[tuple[int, str]]) -> list[list[tuple[int, str]]]:
+def _consecutive(lines: Sequence[tuple[int, str]], allow_same: bool = False) -> list[list[tuple[int, str]]]:
     runs: list[list[tuple[int, str]]] = []
     for number, text in lines:
-        if runs and runs[-1][-1][0] == number - 1:
+        if runs and (runs[-1][-1][0] == number - 1 or (allow_same and runs[-1][-1][0] == number)):
             runs[-1].append((number, text))
         else:
             runs.append([(number, text)])

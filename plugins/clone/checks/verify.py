@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from clone.checks.redact import mask_secrets
-from clone.checks.repo_env import RepoEnv
+from clone.checks.repo_env import RepoEnv, env_root_for
 from clone.config import environment
 from clone.errors import CommandError
-from clone.util import runner
+from clone.util import runner, sandbox
 # Re-exported: verification's whole interface is importable from here.
 from clone.checks.baseline import Verdict, baseline, judge, recheck  # noqa: F401
 from clone.checks.model import KINDS, Check, CheckResult, failure_evidence, summarize  # noqa: F401
@@ -43,8 +43,10 @@ def default_env(base: Mapping[str, str] | None = None, passthrough: tuple[str, .
 
 
 def run_checks(workdir: Path, checks: list[Check], *, timeout_seconds: float,
-               env: Mapping[str, str] | None = None, tail_lines: int = 40) -> list[CheckResult]:
-    """Run each check in ``workdir``, at most ``timeout_seconds`` each; never raises for a failing check."""
+               env: Mapping[str, str] | None = None, tail_lines: int = 40,
+               network: bool = False) -> list[CheckResult]:
+    """Run each check in ``workdir``, at most ``timeout_seconds`` each, in the sandbox (no network unless
+    ``network``: repos.yaml ``checks_network: true``); never raises for a failing check."""
     if timeout_seconds <= 0:
         raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
     base = default_env() if env is None else dict(env)
@@ -53,14 +55,14 @@ def run_checks(workdir: Path, checks: list[Check], *, timeout_seconds: float,
         base = repo_env.apply(base)
     secrets = tuple(v for k, v in base.items() if _SECRET_NAME.search(k) and len(v) >= 8)
     results = [_run_one(Path(workdir), check, {**base, **dict(check.env)}, timeout_seconds, tail_lines,
-                        secrets) for check in checks]
+                        secrets, network) for check in checks]
     log.info("verify: %d/%d check(s) passed in %s\n%s", sum(r.ok for r in results), len(results), workdir,
              summarize(results))
     return results
 
 
 def _run_one(workdir: Path, check: Check, env: dict[str, str], timeout: float, tail_lines: int,
-             secrets: tuple[str, ...]) -> CheckResult:
+             secrets: tuple[str, ...], network: bool = False) -> CheckResult:
     log.info("verify: %s `%s` (%s), timeout %.0fs", check.name, check.command, check.source, timeout)
     tail: deque[str] = deque(maxlen=tail_lines)
     program = check.argv[0]
@@ -75,7 +77,9 @@ def _run_one(workdir: Path, check: Check, env: dict[str, str], timeout: float, t
         log.info("[verify %s] %s", check.name, mask_secrets(line, secrets))
 
     try:
-        result = runner.run(check.argv, cwd=workdir, env=env, timeout=timeout, check=False,
+        argv, env = sandbox.wrap(check.argv, env, purpose="check", workdir=workdir, network=network,
+                                 env_root=env_root_for(workdir))
+        result = runner.run(argv, cwd=workdir, env=env, timeout=timeout, check=False,
                             on_line=on_line, max_capture_lines=tail_lines)
     except CommandError as e:  # the program is missing or not executable
         why = f"could not start {check.argv[0]!r} (is it installed and on PATH?): {e.__cause__ or e}"

@@ -16,7 +16,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")  # always used with fullmatch
 GITHUB_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 KNOWN_KEYS = ("path", "url", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering",
-              "verify", "push_mode", "setup")
+              "verify", "push_mode", "setup", "checks_network")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,6 +35,7 @@ class RepoEntry:
     verify: tuple[str, ...] | None = None
     push_mode: str | None = None
     setup: tuple[str, ...] | None = None
+    checks_network: bool = False  # the repo's checks may use the network (they run sandboxed without it)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -148,4 +149,5 @@ def validate_entry(raw: Any, where: str) -> RepoEntry:
         path=str(path) if path else None, url=url, name=name, enabled=field("enabled", bool, True),
         branch=branch,
         remote=remote, github=github, tasks_per_repo=tasks,
+        checks_network=field("checks_network", bool, False),
     )

@@ -151,7 +151,7 @@ def bootstrap(settings: Settings, idea: Idea, run_id: str, dag_id: str = "clone_
     if not _has_own_git(target):
         log.info("bootstrap: creating %s", target)
         git = Git.init(target, identity(settings), "main")
-        git.run("config", "--local", IDEA_CONFIG_KEY, idea.id)
+        git.run("config", "--local", "--", IDEA_CONFIG_KEY, idea.id)
     else:
         log.info("bootstrap: resuming in %s (created by an earlier run, nothing committed yet)", target)
     now = ideas.timestamp()
@@ -196,7 +196,7 @@ def _run_agent(settings: Settings, idea: Idea, run_id: str, git: Git, name: str)
 
 def history_is_ours(git: Git, url: str, main: str) -> bool:
     """Whether the remote at ``url`` is empty or holds only commits our local ``main`` already has."""
-    listing = git.run("ls-remote", "--heads", url, check=False, timeout=120)
+    listing = git.run("ls-remote", "--heads", "--", url, check=False, timeout=120)
     if not listing.ok:
         raise StepFailed(f"cannot read {redact_url(url)} (git ls-remote): {redact_url(listing.tail(5))}; "
                          "check that your git credentials can reach it", retry=True)
@@ -251,10 +251,10 @@ def publish(settings: Settings, idea: Idea, api: GitHubClient) -> Idea:
                          "refusing to store it in .git/config")
     current = git.remote_url("origin")
     if current is None:
-        git.run("remote", "add", "origin", url)
+        git.run("remote", "add", "--", "origin", url)
     elif current != url:
         log.info("publish: origin was %s; setting it to %s", redact_url(current), redact_url(url))
-        git.run("remote", "set-url", "origin", url)
+        git.run("remote", "set-url", "--", "origin", url)
     _push(git, url)
     git.run("update-ref", "refs/remotes/origin/main", main)
     git.run("branch", "--quiet", "--set-upstream-to=origin/main", "main", check=False)

@@ -103,7 +103,7 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
         if pushed.ok:
             log.info("land: %s fast-forwarded to %s (green on CI)", target, sha[:12])
             for branch in {result.push_branch, work}:
-                ws.run("push", "--quiet", "origin", "--delete", branch, check=False)
+                ws.run("push", "--quiet", "--delete", "--", "origin", branch, check=False)
                 log.info("land: deleted the work branch %s", branch)
             return result.but(landed_sha=sha).to_json()
         ws.fetch("origin", f"+refs/heads/{target}:refs/remotes/origin/{target}")
@@ -131,7 +131,7 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
         if settings.verify_policy != "off":  # judged against the new target: its own red checks are not ours
             verdict, results = verify.recheck(
                 ws, checks_for(entry, ws.path), upstream, timeout_seconds=settings.verify_timeout_minutes * 60,
-                env=verify.default_env(passthrough=settings.agent_env_passthrough))
+                env=verify.default_env(passthrough=settings.agent_env_passthrough), network=entry.checks_network)
             log.info("land: re-verified after rebasing onto %s: %s\n%s", upstream[:12], verdict.label,
                      verify.summarize(results))
             if verdict.regressions and settings.verify_policy == "block":
@@ -143,7 +143,7 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
         try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
         new_work = f"{result.push_branch}-rebased-{attempt}" + (f"-try{try_number}" if try_number > 1 else "")
         ws.run("push", "--quiet", "origin", f"{rebased}:refs/heads/{new_work}", timeout=600)
-        ws.run("push", "--quiet", "origin", "--delete", work, check=False)
+        ws.run("push", "--quiet", "--delete", "--", "origin", work, check=False)
         event = self.watch_ci(settings, str(result.github), rebased, method_name="land_done",
                               echo={"attempt": attempt + 1, "work": new_work})
         return self.land_done(context, event)

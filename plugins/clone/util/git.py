@@ -18,15 +18,17 @@ group, and masked logging stay what they were. GitPython is imported on first us
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from clone.config import environment
 from clone.util import runner
-from clone.errors import GitError, PushConflict
+from clone.errors import ConfigError, GitError, PushConflict
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,51 @@ _CREDENTIALS_IN_URL = re.compile(r"://[^@/\s]+@")
 def redact_url(text: str | None) -> str:
     """``text`` with credentials in any URL replaced, safe to log."""
     return _CREDENTIALS_IN_URL.sub("://***@", text or "")
+
+
 #: Variables a user's git set-up legitimately needs (ssh agents, askpass helpers, proxies).
-_KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY"}
+#: GIT_SSL_NO_VERIFY is not among them: a worker never talks to its remotes without TLS verification.
+_KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO"}
 #: Variables GitPython's in-process reads would follow even for an explicit path.
 _REDIRECTING = frozenset({"GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY"})
+#: The global config every Clone git command reads instead of ~/.gitconfig (which an agent or a check
+#: could once write): no hooks, no fsmonitor, no global attributes, no ext:: transport, no signing. The
+#: user's own git settings (credential helpers, url rewrites, proxies) come in only through CLONE_GIT_CONFIG.
+_GLOBAL_CONFIG = """\
+# Written by Clone (clone.util.git): the global git config of every git command Clone runs.
+{include}[core]
+\thooksPath = /dev/null
+\tfsmonitor = false
+\tattributesFile = /dev/null
+[commit]
+\tgpgsign = false
+[tag]
+\tgpgsign = false
+[protocol "ext"]
+\tallow = never
+"""
+
+
+def global_config_file(user_config: str = "") -> Path:
+    """Clone's global git config (see ``_GLOBAL_CONFIG``), written atomically under a private directory."""
+    include = ""
+    if user_config:
+        if not Path(user_config).is_absolute() or "\n" in user_config:
+            raise ConfigError(f"CLONE_GIT_CONFIG must be an absolute path, got {user_config!r}")
+        include = "[include]\n\tpath = " + user_config.replace("\\", "\\\\").replace('"', '\\"') + "\n"
+    text = _GLOBAL_CONFIG.format(include=include)
+    folder = Path(tempfile.gettempdir()) / f"clone-git-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        raise GitError(f"{folder} must be a private directory of this user (mode 0700); remove it")
+    path = folder / f"gitconfig-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        scratch = folder / f".{path.name}.{os.getpid()}.tmp"
+        scratch.write_text(text, encoding="utf-8")
+        os.replace(scratch, path)
+    return path
+
+
 _ALWAYS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "commit.gpgsign=false",
            "-c", "tag.gpgsign=false",
            "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main")
@@ -56,9 +99,11 @@ class Identity:
 
 def git_env(identity: Identity | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment git runs with: the worker's, minus redirecting GIT_* vars and Airflow secrets."""
+    user_config = (os.environ if base is None else base).get("CLONE_GIT_CONFIG", "")
     env = {key: value for key, value in environment.without_secrets(base).items()
            if not (key.startswith("GIT_") and key not in _KEEP_GIT_VARS)}
-    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1")
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_CONFIG_NOSYSTEM="1",
+               GIT_CONFIG_GLOBAL=str(global_config_file(user_config)))
     if identity is not None:
         env.update(
             GIT_AUTHOR_NAME=identity.name,
@@ -147,7 +192,8 @@ class Git:
         return match.group(1) if status == 0 and match else None
 
     def changed_files(self, base: str, head: str = "HEAD") -> list[str]:
-        return [line for line in self.repo.git.diff("--name-only", f"{base}..{head}").splitlines() if line]
+        return [line for line in self.repo.git.diff("--no-ext-diff", "--no-textconv", "--name-only",
+                                                    f"{base}..{head}").splitlines() if line]
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """True when ``ancestor`` is an ancestor of (or is) ``descendant``; False also when either is unknown."""
@@ -172,7 +218,7 @@ class Git:
         return repo
 
     def fetch(self, remote: str, *refspecs: str) -> None:
-        self.repo.git.fetch("--quiet", "--prune", "--no-tags", remote, *refspecs,
+        self.repo.git.fetch("--quiet", "--prune", "--no-tags", "--", remote, *refspecs,
                             kill_after_timeout=GIT_TIMEOUT_SECONDS * 2)
 
     def snapshot_tree(self) -> str:
@@ -194,7 +240,8 @@ class Git:
     def commit_index(self, message: str) -> str | None:
         """Commit what is staged with the bot identity; ``None`` when nothing is staged."""
         repo = self.repo
-        status, _, _ = repo.git.diff("--cached", "--quiet", with_extended_output=True, with_exceptions=False)
+        status, _, _ = repo.git.diff("--no-ext-diff", "--cached", "--quiet", with_extended_output=True,
+                                     with_exceptions=False)
         if status == 0:
             return None
         repo.git.commit("--quiet", "--no-verify", "-F", "-", istream=message)

@@ -98,7 +98,8 @@ class Pass:
             checks = checks_for(entry, self.workdir)
             self.baseline = verify.baseline(self.workdir, checks, self.ws.base_sha,
                                             timeout_seconds=settings.verify_timeout_minutes * 60,
-                                            env=verify.default_env(passthrough=settings.agent_env_passthrough))
+                                            env=verify.default_env(passthrough=settings.agent_env_passthrough),
+                                            network=entry.checks_network)
             # The agent starts from the base commit, not from what setup or the baseline left behind.
             self.git.run("reset", "--quiet", "--hard", self.ws.base_sha)
             self.git.run("clean", "-ffd", "--quiet")

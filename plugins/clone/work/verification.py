@@ -63,7 +63,8 @@ def verify_pass(p: Pass, checks: list[verify.Check], agent_tree: str) -> Verdict
         return unverified(p, agent_tree, "no checks found")
     timeout = p.settings.verify_timeout_minutes * 60
     env = verify.default_env(passthrough=p.settings.agent_env_passthrough)
-    results = verify.run_checks(p.workdir, checks, timeout_seconds=timeout, env=env)
+    results = verify.run_checks(p.workdir, checks, timeout_seconds=timeout, env=env,
+                                 network=p.entry.checks_network)
     verdict = verify.judge(p.baseline, results)
     for r in verdict.pre_existing:
         log.warning("verification: %s `%s` was already red on the base commit %s (%s): pre-existing, "
@@ -88,7 +89,8 @@ def verify_pass(p: Pass, checks: list[verify.Check], agent_tree: str) -> Verdict
     except AgentError:
         log.warning("the fix attempt failed too")
     agent_tree = p.git.snapshot_tree()
-    results = verify.run_checks(p.workdir, checks, timeout_seconds=timeout, env=env)
+    results = verify.run_checks(p.workdir, checks, timeout_seconds=timeout, env=env,
+                                 network=p.entry.checks_network)
     verdict = verify.judge(p.baseline, results)
     if not verdict.regressions:
         return agent_tree, [r.to_dict() for r in results], verdict.label.replace("passed", "passed after fix", 1)

@@ -78,7 +78,7 @@ def prepare(entry: RepoEntry, settings: Settings) -> Workspace:
     if workdir.exists():
         ws = Git(workdir, identity(settings))
         if ws.remote_url("origin") != source:
-            ws.run("remote", "set-url", "origin", source)
+            ws.run("remote", "set-url", "--", "origin", source)
     else:
         log.info("workspace: cloning %s into %s", redact_url(source), workdir)
         ws = Git.clone(source, workdir, identity(settings))
