@@ -43,6 +43,9 @@ export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__CORE__MAX_MAP_LENGTH="${AIRFLOW__CORE__MAX_MAP_LENGTH:-10000}"
 # Notice new DAG files within 30 s instead of 300 s.
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
+# A task process's calls to the execution API (start, heartbeat, XCom) wait this long; Airflow's 5 s
+# default failed tasks before they ran on a loaded 2-core machine (load average 20-30).
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}"
 
 # API server (UI + REST) on localhost only; tasks reach its execution API on the same port.
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
