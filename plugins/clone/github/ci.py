@@ -1,17 +1,17 @@
-"""Watching GitHub Actions for one commit: one poll step, pure interpretation, failure evidence.
+"""Watching GitHub Actions for one commit: one poll step and its pure interpretation.
 
 The watch state is small and JSON-serialisable so that the deferrable sensor and its trigger
 can hand it to each other. A poll step (:func:`steps`, free of I/O; driven by :func:`poll` in a
 worker and :func:`apoll` in the triggerer) does one conditional request for the commit's runs (plus,
 once, a look at the repo's workflows; and, when every listed run is green, one for its check suites)
 and says either what CI concluded or how long to wait before asking again. When green is the
-verdict: :mod:`clone.github.ci_suites`.
+verdict: :mod:`clone.github.ci_suites`. What a failure was (jobs, steps, log tails) and asking for a
+re-run: :mod:`clone.github.ci_evidence`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from clone.github.api import ApiAnswer, GitHubApi
-from clone.github.ci_suites import GREEN, compact_suite, judge_green
-from clone.checks.redact import mask_secrets
+from clone.github.ci_suites import GREEN, compact_run, compact_suite, judge_green
+# Failure evidence (log tails, re-runs) lives in clone.github.ci_evidence; importable from here too.
+from clone.github.ci_evidence import clean_log, failure_report, rerun_failed_jobs, run_attempts  # noqa: F401
 
-if TYPE_CHECKING:  # PyGithub is imported when failure evidence is fetched, not at DAG parse
+if TYPE_CHECKING:
     from clone.github.async_client import AsyncGitHubApi
-    from clone.github.client import GitHubClient
 
 MAX_ERROR_BACKOFF = 300.0
-_TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
 @dataclasses.dataclass
@@ -78,10 +76,6 @@ class PollResult:
     note: str = ""
 
 
-def _compact(run: dict[str, Any]) -> dict[str, Any]:
-    return {key: run.get(key) for key in ("id", "name", "status", "conclusion", "html_url", "run_attempt")}
-
-
 def interpret(runs: list[dict[str, Any]]) -> str:
     """``running`` until every listed run completed; then ``success`` if all are green, else ``failure``.
     A ``success`` here is only a candidate: see :mod:`clone.github.ci_suites` for when it is the verdict."""
@@ -92,7 +86,7 @@ def interpret(runs: list[dict[str, Any]]) -> str:
 
 def event(watch: CIWatch, status: str, message: str) -> dict[str, Any]:
     return {"status": status, "repo": watch.repo, "sha": watch.sha, "message": message,
-            "runs": [_compact(run) for run in watch.runs], "suites": list(watch.suites), "echo": watch.echo}
+            "runs": [compact_run(run) for run in watch.runs], "suites": list(watch.suites), "echo": watch.echo}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +151,7 @@ def steps(watch: CIWatch, now: float) -> Steps:
     watch.errors = 0
     if answer.status != 304:
         watch.etag = answer.etag
-        watch.runs = [_compact(run) for run in (answer.data or {}).get("workflow_runs", [])]
+        watch.runs = [compact_run(run) for run in (answer.data or {}).get("workflow_runs", [])]
     if not watch.runs:
         return (yield from _no_runs(watch, now))
     state = interpret(watch.runs)
@@ -238,71 +232,3 @@ def _no_runs(watch: CIWatch, now: float) -> Steps:
                                                         "(CLONE_CI_START_GRACE_SECONDS); workflows may not "
                                                         "trigger on this branch or paths"))
     return PollResult(wait=watch.poll_seconds, note="no run yet for this commit; CI has not started")
-
-
-def clean_log(text: str, max_lines: int) -> str:
-    """Strip timestamps and colour codes, mask secrets, keep the last ``max_lines`` lines."""
-    # Mask before cutting: a key block whose BEGIN line falls above the cut must still be masked.
-    lines = [_ANSI.sub("", _TIMESTAMP.sub("", line)) for line in text.splitlines()]
-    return "\n".join(mask_secrets("\n".join(lines)).splitlines()[-max_lines:])
-
-
-def failure_report(client: GitHubClient, repo: str, runs: list[dict[str, Any]], max_lines: int) -> str:
-    """The failing jobs of the failed runs: job, failing step, and the cleaned tail of its log."""
-    from clone.github.client import failure
-
-    sections = []
-    for run in runs:
-        if run.get("conclusion") in GREEN:
-            continue
-        path = f"/repos/{repo}/actions/runs/{run['id']}/jobs"
-        try:
-            jobs = list(client.github.get_repo(repo).get_workflow_run(int(run["id"])).jobs(_filter="latest"))
-        except Exception as e:
-            raise failure(f"GET {path}", e, client.retry) from e
-        for job in jobs:
-            if job.conclusion in GREEN or job.conclusion is None:
-                continue
-            steps = [s.name for s in job.steps or [] if s.conclusion not in GREEN | {None}]
-            try:
-                log_text = clean_log(_job_log(client, repo, job), max_lines)
-            except Exception as e:  # the log is evidence, not a requirement
-                log_text = f"(log unavailable: {e})"
-            sections.append(
-                f"### Workflow {run.get('name')!s} / job {job.name!s}: {job.conclusion}\n"
-                f"Failing step(s): {', '.join(map(str, steps)) or 'unknown'}\n"
-                f"URL: {job.html_url or run.get('html_url')}\n\n```\n{log_text}\n```"
-            )
-    return "\n\n".join(sections)
-
-
-def _job_log(client: GitHubClient, repo: str, job) -> str:
-    """A job's plain-text log: GitHub answers 302 to a pre-signed URL, fetched with no token."""
-    from clone.github.client import failure
-
-    try:
-        url = job.logs_url()
-    except Exception as e:
-        raise failure(f"GET /repos/{repo}/actions/jobs/{job.id}/logs", e, client.retry) from e
-    return client.download_text(url)
-
-
-def rerun_failed_jobs(client: GitHubClient, repo: str, run_id: int) -> bool:
-    """Ask GitHub to re-run a run's failed jobs (idempotent, so retried); True when it accepted."""
-    from clone.github.client import failure
-
-    try:
-        return client.github.get_repo(repo).get_workflow_run(int(run_id)).rerun_failed_jobs()
-    except Exception as e:
-        raise failure(f"POST /repos/{repo}/actions/runs/{run_id}/rerun-failed-jobs", e, client.retry) from e
-
-
-def run_attempts(client: GitHubClient, repo: str, sha: str) -> list[dict[str, Any]]:
-    """The workflow runs for ``sha`` (compact: id, name, status, conclusion, html_url, run_attempt)."""
-    from clone.github.client import failure
-
-    try:
-        runs = client.github.get_repo(repo).get_workflow_runs(head_sha=sha).get_page(0)
-    except Exception as e:
-        raise failure(f"GET /repos/{repo}/actions/runs", e, client.retry) from e
-    return [_compact(run.raw_data) for run in runs]

@@ -39,6 +39,11 @@ class Judgement:
     wait: float | None = None
 
 
+def compact_run(run: dict[str, Any]) -> dict[str, Any]:
+    """What a watch keeps of a workflow run."""
+    return {key: run.get(key) for key in ("id", "name", "status", "conclusion", "html_url", "run_attempt")}
+
+
 def compact_suite(suite: dict[str, Any]) -> dict[str, Any]:
     app = suite.get("app") or {}
     return {"id": suite.get("id"), "app": app.get("slug") or app.get("name") or "unknown app",

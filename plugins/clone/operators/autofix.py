@@ -21,7 +21,7 @@ from clone.config.params import run_settings
 from clone.config.settings import Settings
 from clone.errors import CIFailed, CloneError, GitHubError
 from clone.fleet.repos_file import RepoEntry
-from clone.github.ci import failure_report, rerun_failed_jobs, run_attempts
+from clone.github.ci_evidence import failure_report, rerun_failed_jobs, run_attempts
 from clone.memory import docs as memory
 from clone.operators.ci import REPO_LABEL, ChainInput, CIWatchMixin, final_failures, label, log_ci_event
 from clone.util.git import Git
