@@ -88,3 +88,21 @@ def test_paths_in_passthrough_variables_are_handed_over_but_never_private_ones(t
                          passthrough=("AGENT_LOG", "AGENT_CREDS"))
     agent.run(AgentRun(workdir=work, prompt="p", repo_name="app"))
     assert (outbox / "log.txt").read_text() == "credentials visible: False"
+
+
+def test_a_virtualenv_python_on_path_runs_as_the_agent_command(tmp_path, monkeypatch):
+    # As under `make up`: the project venv's bin first on PATH and CLONE_AGENT_COMMAND naming its python, a
+    # symlink into the base interpreter. Binding that symlink again inside the already shown venv made bwrap
+    # fail ("Can't create file at .../.venv/bin/python") before the agent ran.
+    monkeypatch.setenv("CLONE_SANDBOX", "required")
+    sandbox.probe.cache_clear()
+    assert sandbox.probe() is None, f"the sandbox cannot run here (install bubblewrap; see README): {sandbox.probe()}"
+    venv = Path(sys.prefix)
+    python = venv / "bin" / "python"
+    assert (venv / "pyvenv.cfg").is_file() and python.is_symlink(), "the suite runs from a virtualenv"
+    monkeypatch.setenv("PATH", f"{venv / 'bin'}:/usr/bin:/bin")
+    work = tmp_path / "ws" / "repos" / "app"
+    work.mkdir(parents=True)
+    agent = CommandAgent(command=f"{python} -c \"print('agent ran')\"", timeout_seconds=60)
+    result = agent.run(AgentRun(workdir=work, prompt="p", repo_name="app"))
+    assert result.ok and result.exit_code == 0

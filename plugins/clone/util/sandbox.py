@@ -103,7 +103,7 @@ class _Mounts:
 
     def __init__(self, hidden: Iterable[Path]) -> None:
         self.args: list[str] = []
-        self.seen: set[str] = set()
+        self.seen: dict[str, bool] = {}  # bound target -> writable
         self.hidden = [p for p in hidden if str(p) not in ("", "/")]
 
     def _exposes(self, path: Path) -> bool:
@@ -122,9 +122,16 @@ class _Mounts:
                         "the other workspaces)", path)
             return
         for target in dict.fromkeys((str(path), str(real))):
-            if target not in self.seen:
-                self.seen.add(target)
+            if not self._covered(target, writable):
+                self.seen[target] = writable
                 self.args += ["--bind" if writable else "--ro-bind", str(real), target]
+
+    def _covered(self, target: str, writable: bool) -> bool:
+        """Whether ``target`` already shows, as it is on the host, through a bind of itself or of a directory
+        above it with the same access. Binding it again would be a no-op at best; onto a symlink in such a
+        tree (a virtualenv's ``bin/python``) bwrap fails: "Can't create file at ...". A bind with other
+        access (``.git`` read-only in the writable work tree) is still made."""
+        return any(_under(Path(target), Path(seen)) and access == writable for seen, access in self.seen.items())
 
 
 def _tree_of(directory: Path) -> Path:
