@@ -2,10 +2,15 @@
 
 Issue 10, item 1, reproduced as an operator meets it: run 1's ``agent_pass`` is mid-pass (the scripted agent has
 started a sleeper child and sleeps) when its task process is SIGKILLed (``kill -9``), and the operator marks the
-run failed through the REST API (``PATCH dagRuns/{id} state=failed``). The lease file still names run 1 and the
-sleeper grandchild still runs (the kernel kills only the agent itself with its dying parent). Run 2, triggered at
-once, must not skip the repo as "another pass is working on this repo": it asks Airflow for run 1's state, takes
-the lease over, kills the sleeper, and does its pass, which lands on the remote.
+run failed through the REST API (``PATCH dagRuns/{id} state=failed``). The lease file still names run 1. Run 2,
+triggered at once, must not skip the repo as "another pass is working on this repo": it asks Airflow for run 1's
+state, takes the lease over, and does its pass, which lands on the remote; nothing of run 1 survives.
+
+Two ways nothing survives, one per ``CLONE_SANDBOX``: unsandboxed (``off``), the sleeper grandchild outlives its
+task (the kernel kills only the agent itself with its dying parent) and run 2 kills it from the lease, which
+lists the agent's process group; sandboxed (``required``), the lease lists the sandbox's process group (the
+agent inside has its own session and PID namespace), and the sandbox dies with its task (``--die-with-parent``,
+its PID namespace taking the sleeper along) before run 2 starts.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ def sleepers() -> list[psutil.Process]:
     return found
 
 
-def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone_env):
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["unsandboxed", "sandboxed"])
+def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone_env, monkeypatch, sandboxed):
+    monkeypatch.setenv("CLONE_SANDBOX", "required" if sandboxed else "off")
     app, remote = make_remote_and_checkout(tmp_path, REPO)
     clone_env["repos_file"].write_text(f"repos:\n  - path: {app}\n")  # no github: mapping, CI wait skipped
     write_plan(clone_env["plan"], {REPO: {"pass": [{"spawn_sleeper": SLEEPER_SECONDS}, {"sleep": 600}]}})
@@ -103,20 +110,24 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
             answer = client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")
             return answer.json()["state"] if answer.status_code == 200 else ""
 
-        # Run 1: mid-pass, its agent has a sleeper child, and the lease lists the agent's process group.
+        # Run 1: mid-pass, its agent has a sleeper child, and the lease lists a process group.
         first = trigger()
 
         def mid_pass() -> list[psutil.Process]:
-            return sleepers() if lease().get("run_id") == first else []
+            return sleepers() if lease().get("run_id") == first and lease().get("groups") else []
 
         leftover_sleepers = wait_for("run 1's agent to be mid-pass with a sleeper", mid_pass, 180, standalone, log)
         agent = leftover_sleepers[0].parent()
         assert "scripted_agent.py" in " ".join(agent.cmdline()), agent.cmdline()
-        # The lease lists the agent's process group (and its leader's start time, against pid reuse).
+        # The lease lists the group the task started (and its leader's start time, against pid reuse): the
+        # agent's own unsandboxed, the sandbox's (an ancestor of the agent) sandboxed.
         groups = {g["pgid"]: g["started"] for g in lease().get("groups") or []}
-        assert abs(groups.get(agent.pid, 0) - agent.create_time()) < 0.05, (lease(), agent.pid)
+        leader = next((p for p in [agent, *agent.parents()] if p.pid in groups), None)
+        assert leader is not None, (lease(), [p.pid for p in [agent, *agent.parents()]])
+        assert abs(groups[leader.pid] - leader.create_time()) < 0.05, (lease(), leader.pid)
+        assert (leader.name() == "bwrap") == sandboxed and (leader.pid == agent.pid) != sandboxed, leader.cmdline()
         leftover_sleepers = sleepers()
-        task_process = agent.parent()
+        task_process = leader.parent()
         assert "airflow" in " ".join(task_process.cmdline()).lower() or task_process.name().startswith(
             ("python", "airflow")), task_process.cmdline()
         os.kill(task_process.pid, signal.SIGKILL)  # kill -9 of the task process, mid-pass
@@ -126,9 +137,12 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
         wait_for("run 1 to be failed", lambda: run_state(first) == "failed", 30, standalone, log)
         wait_for("run 1's agent to die with its task", lambda: not agent.is_running()
                  or agent.status() == psutil.STATUS_ZOMBIE, 30, standalone, log)
-        # The situation of the issue: the lease still names the killed run, and the grandchild survived.
+        # The lease still names the killed run.
         assert lease().get("run_id") == first, lease()
-        assert [p.pid for p in sleepers()] == [p.pid for p in leftover_sleepers] != [], "no surviving sleeper"
+        if sandboxed:  # the sandbox took the sleeper along with its task
+            wait_for("the sandbox to take the sleeper with it", lambda: not sleepers(), 30, standalone, log)
+        else:  # the situation of the issue: the grandchild survived its task
+            assert [p.pid for p in sleepers()] == [p.pid for p in leftover_sleepers] != [], "no surviving sleeper"
 
         # Run 2, triggered at once by the operator: it must do the pass, not skip the repo.
         write_plan(clone_env["plan"], {REPO: {"pass": [{"append": PASS_FILE, "text": "recovered\n"}]}})
@@ -169,7 +183,10 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
     assert not any("another pass is working on this repo" in e for e in pass_log), story
     assert any(f"taking over the lease of dead holder run {first} of {DAG_ID} (its run is failed)" in e
                for e in pass_log), story
-    assert any(f"killed 1 process(es) left by run {first}: {leftover_sleepers[0].pid}" in e for e in pass_log), story
+    if not sandboxed:  # run 2 killed the surviving sleeper from the lease
+        assert any(f"killed 1 process(es) left by run {first}: {leftover_sleepers[0].pid}" in e
+                   for e in pass_log), story
+    assert not any("survived SIGKILL" in e for e in pass_log), story
     assert survivors == [], f"the sleeper grandchild survived run 2's takeover: {survivors}\n{story}"
     assert log_subjects(remote) == [f"clone: maintenance pass on {REPO}", "initial"]
     assert git(remote, "show", f"main:{PASS_FILE}") == "recovered"
