@@ -145,11 +145,17 @@ def _kill_group(component: Component) -> None:
 
 
 def _stop_all(parts: list[Component], kill_now: threading.Event) -> None:
+    started = time.monotonic()
     for component in parts:
         _interrupt(component)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while any(c.running() for c in parts) and time.monotonic() < deadline and not kill_now.is_set():
+    deadline = started + STOP_GRACE_SECONDS
+    waiting = {c.name for c in parts if c.running()}
+    while waiting and time.monotonic() < deadline and not kill_now.is_set():
         time.sleep(0.1)
+        for component in parts:
+            if component.name in waiting and not component.running():
+                waiting.discard(component.name)
+                say(f"{component.name} exited {time.monotonic() - started:.1f} s after the stop")
     for component in parts:
         if component.running():
             say(f"{component.name} did not stop in time; killing it")

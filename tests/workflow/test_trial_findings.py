@@ -51,7 +51,8 @@ def test_labels_direct_land_bad_entry_warning_and_discover_error_note(tmp_path: 
     port = free_port()
     env = standalone_env(home, dags, port, {"AIRFLOW__CORE__PARALLELISM": "4"})
     env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
-    env.update({"CLONE_SCHEDULE": "none", "AIRFLOW_VAR_CLONE_PAUSED": "false"})
+    # CLONE_SANDBOX=off: bwrap cannot bind this worktree's .venv python (fixed on branch integ, not here)
+    env.update({"CLONE_SCHEDULE": "none", "AIRFLOW_VAR_CLONE_PAUSED": "false", "CLONE_SANDBOX": "off"})
     for args in (("db", "migrate"), ("pools", "set", "clone_agent", "3", "x")):
         done = airflow(env, *args, timeout=180)
         assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
