@@ -76,6 +76,10 @@ def test_labels_direct_land_bad_entry_warning_and_discover_error_note(tmp_path: 
              f"{second.get('note')}\nlabels: {labels}")
     print(f"trial findings e2e: {took:.1f}s\n{story}")
     assert leftovers == [] and our_processes(home) == []
+    # A clean Ctrl-C (what stop() sends) logs no error: the triggerer's line for its runner is relabelled.
+    stopping = log.read_text(errors="replace").partition("SIGINT: stopping Airflow")[2]
+    print("\n".join(line for line in stopping.splitlines() if line.startswith("standalone.py")))
+    assert "Airflow stopped" in stopping and "[error    ] Trigger runner process has died" not in stopping, stopping
 
     # Run 1: app pushed straight to main; its chain is labelled "app" all along, also autofix and land.
     assert first["state"] == "success", story
