@@ -70,7 +70,7 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         result = self.chain
         if result is None:
-            name = (self.entry or {}).get("name") if isinstance(self.entry, dict) else None
+            name = self.entry.get("name") if isinstance(self.entry, dict) else None
             if name:
                 label(context, name)
             raise AirflowSkipException(f"{name or 'this repo'}: nothing to land: the chain stopped before the "
