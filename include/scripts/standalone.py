@@ -22,7 +22,8 @@ Exposure: the umask is 077 (everything Airflow creates is private to you), the m
 file's path. Component output is passed through with a ``name |`` prefix.
 
 Stopping: on the first SIGINT/SIGTERM/SIGHUP each component gets exactly one SIGINT (for the
-triggerer, its children: interrupting the triggerer itself can make it sleep out a 10 s escalation);
+triggerer, its children: interrupting the triggerer itself makes it sleep out a 10 s escalation; its
+error line for the runner that then exits is relabelled as the expected stop it is);
 after ``STOP_GRACE_SECONDS`` or on a second signal more than 2 s later the remaining process groups
 are killed. The API port is checked first, so a second ``make up`` fails fast.
 
@@ -54,6 +55,10 @@ MAX_BACKOFF_SECONDS = 30.0
 PRIVATE_FILES = ("airflow.db", "airflow.db-wal", "airflow.db-shm", "airflow.cfg",
                  "simple_auth_manager_passwords.json.generated")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: What the triggerer logs (as an error) when its trigger runner exits; on a stop, we made it exit: interrupting
+#: the triggerer itself instead makes it wait out a 10 s escalation on its runner (measured: 12.1 s to stop).
+_RUNNER_DIED = "Trigger runner process has died! Exiting."
+_STOPPING = threading.Event()
 _PASSWORD_LINE = re.compile(r"Password for user '([^']*)': \S+")
 _LOG_SERVER = ("import sys, uvicorn; uvicorn.run('airflow.utils.serve_logs.log_server:get_app', factory=True, "
                "host='127.0.0.1', port=int(sys.argv[1]), log_config=None, access_log=False)")
@@ -83,11 +88,15 @@ class Component:
 
 
 def _relay(name: str, process: subprocess.Popen[bytes], password_hint: str) -> None:
-    """Copy a component's output to ours, prefixed, with any generated password replaced."""
+    """Copy a component's output to ours, prefixed, with any generated password replaced (and, once we
+    are stopping, the triggerer's error for the trigger runner we interrupted said for what it is)."""
     assert process.stdout is not None
     for raw in process.stdout:
         line = _PASSWORD_LINE.sub(lambda m: f"Password for user '{m.group(1)}' is in {password_hint}",
                                   raw.decode(errors="replace").rstrip("\n"))
+        if name == "triggerer" and _STOPPING.is_set() and _RUNNER_DIED in line:
+            line = (line.partition("[error")[0] + "[info     ] its trigger runner stopped on our interrupt "
+                    f"(Airflow logs that as {_RUNNER_DIED!r}); exiting")
         sys.stdout.write(f"{name:<13}| {line}\n")
         sys.stdout.flush()
 
@@ -145,11 +154,18 @@ def _kill_group(component: Component) -> None:
 
 
 def _stop_all(parts: list[Component], kill_now: threading.Event) -> None:
+    started = time.monotonic()
+    _STOPPING.set()
     for component in parts:
         _interrupt(component)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while any(c.running() for c in parts) and time.monotonic() < deadline and not kill_now.is_set():
+    deadline = started + STOP_GRACE_SECONDS
+    waiting = {c.name for c in parts if c.running()}
+    while waiting and time.monotonic() < deadline and not kill_now.is_set():
         time.sleep(0.1)
+        for component in parts:
+            if component.name in waiting and not component.running():
+                waiting.discard(component.name)
+                say(f"{component.name} exited {time.monotonic() - started:.1f} s after the stop")
     for component in parts:
         if component.running():
             say(f"{component.name} did not stop in time; killing it")

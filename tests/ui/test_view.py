@@ -66,4 +66,7 @@ def test_history_ideas_and_pages_escape_what_they_show():
                                 "skip_reason": "<script>alert(1)</script>"}])], NOW, paused=False, base="")
     html = fleet_page({"repos": rows, "series": daily_series([], NOW, 7), "ideas": [], "runs": 1, "days": 7}, "/clone")
     assert "<script>alert" not in html and "&lt;script&gt;" in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "1 run in the last 7 days;" in html
+    two = fleet_page({"repos": rows, "series": daily_series([], NOW, 1), "ideas": [], "runs": 2, "days": 1}, "/clone")
+    assert "2 runs in the last 1 day;" in two
     assert "<script>" not in repo_page("<script>", [], "/clone")

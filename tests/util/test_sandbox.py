@@ -106,3 +106,23 @@ def test_a_virtualenv_python_on_path_runs_as_the_agent_command(tmp_path, monkeyp
     agent = CommandAgent(command=f"{python} -c \"print('agent ran')\"", timeout_seconds=60)
     result = agent.run(AgentRun(workdir=work, prompt="p", repo_name="app"))
     assert result.ok and result.exit_code == 0
+
+
+def test_each_sandboxed_run_says_so_once_at_info(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CLONE_SANDBOX", "required")
+    if sandbox.probe():
+        pytest.skip(f"bwrap cannot run here: {sandbox.probe()}")
+    with caplog.at_level(logging.INFO, logger="clone.sandbox"):
+        argv, _ = sandbox.wrap(["true"], {"PATH": "/usr/bin"}, purpose="check", workdir=tmp_path)
+    assert argv[0] == "bwrap"
+    said = [r for r in caplog.records if r.levelno == logging.INFO and r.getMessage().startswith("sandbox:")]
+    assert [r.getMessage() for r in said] == ["sandbox: the check runs in bwrap (no network; writable: its workdir)"]
+
+
+def test_the_agent_log_line_reads_well(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CLONE_SANDBOX", "off")
+    agent, run = _agent_run(tmp_path)
+    with caplog.at_level(logging.INFO):
+        agent.run(run)
+    assert f"agent 'command' (maintenance pass) on app in {run.workdir} (timeout 60s" in caplog.text
+    assert "pass pass" not in caplog.text

@@ -31,10 +31,13 @@ def test_fleet_dag_shape():
     assert edges == {("discover", "repo.agent_pass"), ("repo.agent_pass", "repo.push"),
                      ("repo.push", "repo.ci_wait"), ("repo.ci_wait", "repo.autofix"),
                      ("repo.ci_wait", "repo.land"), ("repo.autofix", "repo.land"),
+                     # push's result and the repos.yaml entry: what land and autofix read when ci_wait skipped
+                     ("repo.push", "repo.land"), ("discover", "repo.land"), ("discover", "repo.autofix"),
                      ("discover", "summary"), ("repo.land", "summary"), ("repo.land", "more_cycles"),
                      ("more_cycles", "next_cycle")}
     assert tasks["summary"].trigger_rule == "all_done"
     assert tasks["repo.land"].trigger_rule == "all_done"  # also after a skipped autofix; skips itself
+    assert tasks["repo.autofix"].trigger_rule == "all_done"  # runs (so it is labelled) and skips itself
     assert tasks["repo.agent_pass"].pool == AGENT_POOL and tasks["repo.autofix"].pool == AGENT_POOL
     for task_id in ("repo.agent_pass", "repo.push", "repo.ci_wait", "repo.autofix", "repo.land"):
         assert tasks[task_id].map_index_template == REPO_LABEL

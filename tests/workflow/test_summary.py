@@ -176,3 +176,13 @@ def test_skip_message_from_a_structured_log():
     content = [{"event": "::group::Post Execute"}, {"event": "Skipping task.", "reason": LEASE}, "plain"]
     assert _skip_message(content) == LEASE
     assert _skip_message([{"event": "Skipping task."}]) is None and _skip_message("text") is None
+
+
+def test_ci_wait_and_land_reasons_are_said_once():
+    assert known_reason("ci_wait", chain(github=None), dry_run=False, paused=False) == "no GitHub mapping"
+    assert known_reason("land", chain(), dry_run=False, paused=False) == "direct mode: the push was the landing"
+    rows = repo_rows([{"name": "r"}], {"repo.agent_pass_0": "success", "repo.push_0": "success",
+                                       "repo.ci_wait_0": "skipped", "repo.autofix_0": "skipped",
+                                       "repo.land_0": "skipped"},
+                     [chain(github=None, pushed=True)], skip_reasons={0: "no GitHub mapping"})
+    assert render_table(rows).splitlines()[2].endswith("| ci_wait skipped: no GitHub mapping |")

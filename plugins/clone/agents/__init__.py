@@ -1,4 +1,7 @@
-"""Coding agents Clone can drive: ``codex`` (default), ``claude`` and ``command``."""
+"""Coding agents Clone can drive: ``codex`` (default), ``claude`` and ``command``: how each CLI is
+started (in the sandbox), what its output events mean (codex.py, claude_events.py, events.py) and the
+tokens it spent. May import ``clone.config``, ``clone.checks`` (redaction), ``clone.util`` and ``clone.errors``.
+"""
 
 from __future__ import annotations
 

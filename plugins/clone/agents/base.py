@@ -17,6 +17,7 @@ from clone.errors import AgentError, ConfigError
 log = logging.getLogger("clone.agent")
 
 PASS_KINDS = ("pass", "autofix", "bootstrap")
+PASS_WORDS = {"pass": "maintenance pass", "autofix": "CI fix", "bootstrap": "bootstrap"}
 ENV_ALLOWLIST = environment.AGENT_ALLOWLIST
 #: argv strings longer than this go through stdin instead (Linux caps one argument at 128 KiB).
 MAX_PROMPT_ARG_BYTES = 100_000
@@ -129,8 +130,9 @@ class Agent:
             argv, env = sandbox.wrap(argv, env, purpose="agent", workdir=run.workdir, writable=(scratch,),
                                      env_root=repo_setup.env_root_for(run.workdir),
                                      network=sandbox.agent_network(), handed=self.passthrough)
-            log.info("agent %s: %s pass in %s (timeout %.0fs, prompt %d chars)",
-                     self.name, run.pass_kind, run.workdir, self.timeout_seconds, len(run.prompt))
+            log.info("agent %r (%s) on %s in %s (timeout %.0fs, prompt %d chars)",
+                     self.name, PASS_WORDS.get(run.pass_kind, run.pass_kind), run.repo_name, run.workdir,
+                     self.timeout_seconds, len(run.prompt))
             try:
                 proc = runner.run(argv, cwd=run.workdir, env=env, timeout=self.timeout_seconds,
                                   stdin=stdin, on_line=self._handle_line, check=False, max_capture_lines=400)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clone.agents.base import MAX_PROMPT_ARG_BYTES, Agent, AgentResult, AgentRun, log
+from clone.agents.events import EventParser, short
 
 SANDBOX_FLAGS = {
     "read-only": ["--sandbox", "read-only"],
@@ -23,11 +24,6 @@ SANDBOX_FLAGS = {
 USAGE_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
 
 
-def _short(text: Any, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _message(error: Any) -> str:
     """The text of an ``error`` field, whatever shape it came in (a dict with ``message``, a string)."""
     if isinstance(error, dict):
@@ -35,8 +31,10 @@ def _message(error: Any) -> str:
     return "" if error is None or error == "" else str(error)
 
 
-class CodexEvents:
+class CodexEvents(EventParser[str]):
     """Reads codex's JSONL event stream: renders each event for the log, keeps usage and failures."""
+
+    agent = "codex"
 
     def __init__(self) -> None:
         self.usage: dict[str, int] = {}
@@ -65,23 +63,8 @@ class CodexEvents:
             result.error = "; ".join(filter(None, [result.error, *self.failures]))[-2000:]
             result.ok = False
 
-    def feed(self, line: str) -> str:
-        """Digest one stdout line; return what to log for it. Never raises: whatever the agent
-        prints, a line it cannot make sense of is logged and skipped."""
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
-            return line
-        if not isinstance(event, dict):
-            return line
-        kind = event.get("type")
-        kind = kind if isinstance(kind, str) else "?"
-        try:
-            return self._event(kind, event)
-        except Exception as e:  # a shape no branch below foresaw: skip it, say so
-            log.warning("codex: skipped a malformed %r event (%s: %s): %s", kind, type(e).__name__, e,
-                        _short(line, 300))
-            return f"skipped a malformed {kind} event"
+    def _plain(self, text: str) -> str:
+        return text
 
     def _event(self, kind: str, event: dict[str, Any]) -> str:
         if kind == "turn.completed":
@@ -96,11 +79,11 @@ class CodexEvents:
         if kind == "turn.failed":
             message = _message(event.get("error")) or json.dumps(event)[:400]
             self.turn_failures.append(f"turn failed: {message}")
-            return f"turn FAILED: {_short(message)}"
+            return f"turn FAILED: {short(message)}"
         if kind == "error":
             message = _message(event.get("message")) or _message(event.get("error")) or json.dumps(event)[:400]
             self.pending_errors.append(f"error: {message}")
-            return f"ERROR: {_short(message)}"
+            return f"ERROR: {short(message)}"
         if kind.startswith("item."):
             item = event.get("item")
             return self._item(kind, item if isinstance(item, dict) else {})
@@ -111,19 +94,19 @@ class CodexEvents:
         if item_type == "agent_message":
             if kind == "item.completed":
                 self.last_message = str(item.get("text", ""))
-            return f"message: {_short(item.get('text', ''), 2000)}"
+            return f"message: {short(item.get('text', ''), 2000)}"
         if item_type == "command_execution":
-            status = f" -> exit {_short(item['exit_code'], 20)}" if item.get("exit_code") is not None else ""
-            return f"{kind.split('.')[1]} command: {_short(item.get('command', ''))}{status}"
+            status = f" -> exit {short(item['exit_code'], 20)}" if item.get("exit_code") is not None else ""
+            return f"{kind.split('.')[1]} command: {short(item.get('command', ''))}{status}"
         if item_type == "file_change":
             changes = item.get("changes")
             changes = ", ".join(f"{c.get('kind', '?')} {c.get('path', '?')}"
                                 for c in (changes if isinstance(changes, list) else []) if isinstance(c, dict))
-            return f"file change: {_short(changes)}"
+            return f"file change: {short(changes)}"
         if item_type == "reasoning":
-            return f"reasoning: {_short(item.get('text', ''), 300)}"
+            return f"reasoning: {short(item.get('text', ''), 300)}"
         if item_type == "error":
-            return f"item error: {_short(item.get('message', ''))}"
+            return f"item error: {short(item.get('message', ''))}"
         return f"{kind} {item_type}"
 
 

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowSkipException
 
 from clone.config.params import run_settings
@@ -23,7 +23,8 @@ from clone.errors import CIFailed, CloneError, GitHubError
 from clone.fleet.repos_file import RepoEntry
 from clone.github.ci_evidence import failure_report, rerun_failed_jobs, run_attempts
 from clone.memory import docs as memory
-from clone.operators.ci import REPO_LABEL, ChainInput, CIWatchMixin, final_failures, label, log_ci_event
+from clone.operators.ci import (REPO_LABEL, ChainInput, CIWatchMixin, final_failures, label, log_ci_event,
+                                xcom_dict)
 from clone.util.git import Git
 from clone.workflow.controls import skip_if_paused
 from clone.work.autofix import FixFailed, fix_ci
@@ -52,17 +53,27 @@ def autofix_commits(ws: Git, base: str, head: str, run_id: str) -> list[str]:
 class CloneAutofixOperator(ChainInput, CIWatchMixin, BaseOperator):
     """When CI failed for the commit this chain pushed, let the agent fix it, at most N times."""
 
-    template_fields = ("ci_result",)
+    template_fields = ("ci_result", "entry")
     chain_field = "ci_result"
     ui_color = "#fff0e0"
 
-    def __init__(self, *, ci_result: Any, **kwargs: Any) -> None:
+    def __init__(self, *, ci_result: Any, entry: Any = None, **kwargs: Any) -> None:
+        # all_done, skipping itself when ci_wait gave no verdict: a task the scheduler skips never renders
+        # its grid label (it would show its map index), and see CloneLandOperator on mapped task groups.
         kwargs.setdefault("map_index_template", REPO_LABEL)
+        kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         super().__init__(**kwargs)
         self.ci_result = ci_result
+        self.entry = entry
 
     @final_failures
     def execute(self, context: Any) -> dict[str, Any]:
+        if not xcom_dict(self.ci_result):
+            name = self.entry.get("name") if isinstance(self.entry, dict) else None
+            if name:
+                label(context, name)
+            raise AirflowSkipException(f"{name or 'this repo'}: no CI verdict (ci_wait did not return one; "
+                                       "see its log); nothing to fix")
         result = self.chain
         label(context, result.repo)
         ci = result.ci or {}

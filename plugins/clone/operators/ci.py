@@ -26,10 +26,12 @@ log = logging.getLogger(__name__)
 
 #: Where each mapped task's own input names its repo (or idea), as Jinja accessors from ``task``: a
 #: ``@task``'s first positional argument (the repos.yaml entry's ``name``, the previous result's ``repo``,
-#: the idea's ``id``), or the operators' chain result (decoded from their templated input) or that input.
+#: the idea's ``id``), or the operators' chain result (decoded from their templated input) or that input,
+#: else the repos.yaml entry the task group was mapped over (``entry``: the only input an operator has when
+#: the task before it returned nothing, a skipped ``ci_wait`` say).
 LABEL_INPUTS = (
     (".op_args", "[0]", ".repo"), (".op_args", "[0]", ".name"), (".op_args", "[0]", ".id"),
-    (".chain_repo",), (".push_result", ".repo"), (".ci_result", ".repo"),
+    (".chain_repo",), (".push_result", ".repo"), (".ci_result", ".repo"), (".entry", ".name"),
 )
 
 
@@ -179,7 +181,7 @@ class GitHubCIWaitOperator(ChainInput, CIWatchMixin, BaseOperator):
         label(context, result.repo)
         if not result.github:
             raise AirflowSkipException(f"{result.repo}: no GitHub mapping (set 'github: owner/name' in "
-                                       "repos.yaml, or use a github.com remote); CI wait skipped")
+                                       "repos.yaml, or use a github.com remote)")
         settings = run_settings(context)
         event = self.watch_ci(settings, result.github, str(result.pushed_sha), method_name="execute_complete",
                               end_task=result.to_json())

@@ -40,37 +40,48 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
     """Land a green chain: nothing in direct mode, the work branch in gated mode, the pull request's
     description (and, with CLONE_PR_AUTOMERGE=1, its merge) in pr mode.
 
-    ``fixed`` is autofix's result (None when autofix skipped: CI was green), ``checked`` ci_wait's. The
-    trigger rule is ``all_done``: in a mapped task group Airflow judges the not yet expanded task on every
-    repo's upstream instances, so any stricter rule let one red repo stop every repo's landing; each
+    ``fixed`` is autofix's result (None when autofix skipped: CI was green), ``checked`` ci_wait's (None
+    when it skipped: no GitHub mapping), ``pushed`` push's, ``entry`` the repos.yaml entry (for the grid
+    label when no task before returned anything). The trigger rule is ``all_done``: in a mapped task group
+    Airflow judges the not yet expanded task on every repo's upstream instances, so any stricter rule let one
+    red repo stop every repo's landing; each
     instance skips itself (saying why) when its own chain has nothing to land.
     """
 
-    template_fields = ("fixed", "checked")
+    template_fields = ("fixed", "checked", "pushed", "entry")
     ui_color = "#e8ffe8"
 
-    def __init__(self, *, fixed: Any, checked: Any, **kwargs: Any) -> None:
+    def __init__(self, *, fixed: Any, checked: Any, pushed: Any = None, entry: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("map_index_template", REPO_LABEL)
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
         super().__init__(**kwargs)
         self.fixed = fixed
         self.checked = checked
+        self.pushed = pushed
+        self.entry = entry
 
     @property
     def chain(self) -> ChainResult | None:  # type: ignore[override]
-        """autofix's result if it ran, else ci_wait's; None when neither produced one."""
-        latest = xcom_dict(self.fixed) or xcom_dict(self.checked)
+        """autofix's result if it ran, else ci_wait's, else push's; None when none produced one."""
+        latest = xcom_dict(self.fixed) or xcom_dict(self.checked) or xcom_dict(self.pushed)
         return ChainResult.from_json(latest) if latest else None
 
     @final_failures
     def execute(self, context: Any) -> dict[str, Any]:
         result = self.chain
         if result is None:
-            raise AirflowSkipException("nothing to land: the chain stopped before CI (see its earlier tasks)")
+            name = self.entry.get("name") if isinstance(self.entry, dict) else None
+            if name:
+                label(context, name)
+            raise AirflowSkipException(f"{name or 'this repo'}: nothing to land: the chain stopped before the "
+                                       "push (see its earlier tasks)")
         label(context, result.repo)
         ci = result.ci or {}
         if result.push_mode == "direct":
-            raise AirflowSkipException(f"{result.repo}: direct mode; the push was the landing, nothing to land")
+            raise AirflowSkipException(f"{result.repo}: direct mode: the push was the landing")
+        if xcom_dict(self.fixed) is None and xcom_dict(self.checked) is None:
+            raise AirflowSkipException(f"{result.repo}: no CI verdict (see ci_wait); nothing to land in "
+                                       f"{result.push_mode} mode (the work stays on {result.push_branch})")
         if xcom_dict(self.fixed) is None and ci.get("status") not in ("success", "no_ci"):
             raise AirflowSkipException(f"{result.repo}: CI is {ci.get('status')} and autofix did not make it green; "
                                        f"nothing to land (the work stays on {result.push_branch})")

@@ -23,6 +23,11 @@ def _a(url: Any, text: str) -> str:
     return f'<a href="{escape(str(url))}" target="_top">{escape(text)}</a>' if url else escape(text)
 
 
+def _count(n: Any, noun: str) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _page(title: str, body: str) -> str:
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body>{body}</body></html>")
@@ -80,7 +85,7 @@ def fleet_page(data: Mapping[str, Any], prefix: str) -> str:
     summary = " ".join(f"<span>{escape(k)}: <b>{v}</b></span>" for k, v in sorted(counts.items()))
     paused = "<p class=state-paused>The kill switch is on (clone_paused=true).</p>" if data.get("paused") else ""
     body = (f"<h1>Clone fleet</h1>{paused}<p class=summary>{len(rows)} repos {summary} "
-            f'<span class=muted>{data["runs"]} runs in the last {data["days"]} days; '
+            f'<span class=muted>{_count(data["runs"], "run")} in the last {_count(data["days"], "day")}; '
             f'<a href="{prefix}/api/fleet">JSON</a></span></p>'
             f'<table id="fleet">{head}{"".join(_row(r, prefix) for r in rows)}</table>'
             f'{fleet_charts(data["series"])}<h2>Ideas</h2>{_ideas(data["ideas"])}')

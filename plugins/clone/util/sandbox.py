@@ -243,4 +243,6 @@ def wrap(argv: Sequence[str], env: Mapping[str, str], *, purpose: str, workdir: 
         if var in env or var == "XDG_CACHE_HOME":
             env[var] = str(home / ".cache" / var.lower())
     env.update(HOME=str(home), TMPDIR="/tmp", CLONE_SANDBOXED="1")
+    log.info("sandbox: the %s runs in bwrap (%s network; writable: its workdir%s)", purpose,
+             "host" if network else "no", " and its scratch dirs" if writable or handed else "")
     return [*out, *mounts.args, "--chdir", str(workdir), "--", *argv], env

@@ -29,7 +29,7 @@ from clone.work.passes import PassSkipped, run_pass
 from clone.work.publish import push_chain, skip_reason
 from clone.work.session import lease_watch
 from clone.workflow.controls import skip_if_paused
-from clone.workflow.fleet_record import DISABLED_KEY
+from clone.workflow.fleet_record import DISABLED_KEY, ERROR_KEY, PROBLEMS_KEY
 from clone.workflow.fleet_summary import summary
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,17 @@ def lease_ttl(settings: Settings) -> float:
 @task(task_id="discover")
 def discover_repos() -> list[dict[str, Any]]:
     """Scan CLONE_CODE_ROOT (merging new checkouts into repos.yaml) and list CLONE_DISCOVER_GITHUB's
-    repositories; return the enabled repos."""
+    repositories; return the enabled repos. Why it failed, if it does, is pushed first (XCom ``error``)
+    for the run note."""
     context = get_current_context()
+    try:
+        return _discover(context)
+    except Exception as e:
+        context["ti"].xcom_push(key=ERROR_KEY, value=f"{type(e).__name__}: {e}"[:2000])
+        raise
+
+
+def _discover(context: Any) -> list[dict[str, Any]]:
     declared = set(context["dag"].params)  # context["params"] also holds undeclared conf keys
     unknown = sorted(set(context["dag_run"].conf or {}) - declared - {CYCLE_KEY, DEADLINE_KEY})
     if unknown:
@@ -86,6 +95,7 @@ def discover_repos() -> list[dict[str, Any]]:
     entries, problems, _ = run_fleet(settings)
     for problem in problems:
         log.error("repos.yaml: skipping a bad entry: %s", problem)
+    context["ti"].xcom_push(key=PROBLEMS_KEY, value=[str(p) for p in problems])
     for entry in entries:
         if not entry.enabled:
             log.info("discover: %s is disabled (enabled: false); not touched", entry.name)
@@ -164,11 +174,12 @@ def repo_chain_group(settings: Settings):
         pushed = push.override(execution_timeout=timeouts["push"])(passed)
         ci = GitHubCIWaitOperator(task_id="ci_wait", push_result=pushed, retries=0,
                                   execution_timeout=timeouts["ci_wait"])
-        fixed = CloneAutofixOperator(task_id="autofix", ci_result=ci.output, pool=AGENT_POOL,
+        fixed = CloneAutofixOperator(task_id="autofix", ci_result=ci.output, entry=repo, pool=AGENT_POOL,
                                      retries=settings.task_retries, retry_delay=dt.timedelta(seconds=60),
                                      priority_weight=AUTOFIX_PRIORITY, weight_rule="absolute",
                                      execution_timeout=timeouts["autofix"])
-        CloneLandOperator(task_id="land", fixed=fixed.output, checked=ci.output, retries=settings.task_retries,
+        CloneLandOperator(task_id="land", fixed=fixed.output, checked=ci.output, pushed=pushed, entry=repo,
+                          retries=settings.task_retries,
                           retry_delay=dt.timedelta(seconds=60), execution_timeout=timeouts["land"])
 
     return repo_chain

@@ -11,6 +11,9 @@ from typing import Any
 RECORD_KEY = "fleet_record"
 #: XCom key of ``discover``: the repos.yaml entries it left out (``enabled: false``), with why.
 DISABLED_KEY = "disabled"
+#: XCom keys of ``discover``: the bad repos.yaml entries it skipped (one message each), and, when it failed,
+#: why (pushed before it raised, for the run note).
+PROBLEMS_KEY, ERROR_KEY = "problems", "error"
 RECORD_VERSION = 1
 OUTCOMES = ("pushed", "autofixed", "failed", "skipped", "no change", "local")
 CHAIN = ("agent_pass", "push", "ci_wait", "autofix", "land")  # as clone.workflow.summary.CHAIN

@@ -17,7 +17,7 @@ from clone.state import incident_log, lease
 from clone.work.chain import ChainResult, ChainResultError
 from clone.workflow.controls import fleet_paused
 from clone.notify.send import notify_fleet_run
-from clone.workflow.fleet_record import DISABLED_KEY, RECORD_KEY, fleet_record, headline
+from clone.workflow.fleet_record import DISABLED_KEY, ERROR_KEY, PROBLEMS_KEY, RECORD_KEY, fleet_record, headline
 from clone.workflow.run_note import set_run_note, skip_reasons
 from clone.workflow.summary import CHAIN, first_skipped, known_reason, render_table, repo_rows, warnings
 
@@ -91,7 +91,13 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     ti = context["ti"]
     settings = run_settings(context)
     if repos is None:
-        raise CloneError("discover did not produce the fleet (it failed); see the discover task's log")
+        error = ti.xcom_pull(task_ids="discover", key=ERROR_KEY)
+        message = (f"discover failed: {error}" if error else
+                   "discover did not produce the fleet (it failed); see the discover task's log")
+        why_not = set_run_note(ti.dag_id, ti.run_id, f"FAILED: {message}")
+        if why_not:
+            log.warning("the error was not set as the DAG run's note: %s", why_not)
+        raise CloneError(message)
     released = lease.release_all(settings.workspace, ti.run_id)
     if released:
         log.info("released %d repo lease(s)", len(released))
@@ -101,7 +107,9 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     rows = repo_rows(repos, run_states, results, skip_reasons=skip_messages(ti, repos, run_states, results,
                                                                              settings))
     ti.xcom_push(key=ROWS_KEY, value=rows)  # for the next run's comparison, also when this one fails
-    notes = warnings(rows, *previous_summary(ti)) + [
+    notes = [f"WARNING: repos.yaml: skipped a bad entry: {str(problem)[:240]}"
+             for problem in ti.xcom_pull(task_ids="discover", key=PROBLEMS_KEY) or []]
+    notes += warnings(rows, *previous_summary(ti)) + [
         f"INCIDENT {item['repo']}: {item['title']} — {item['where']}"
         for item in incident_log.recorded(settings.workspace, ti.run_id)]
     for note in notes:

@@ -75,12 +75,12 @@ def known_reason(step: str, result: ChainResult | None, *, dry_run: bool, paused
     if step == "push" and result and not result.has_remote:
         return "no remote; the commit stays in the workspace"
     if step == "ci_wait" and result and not result.github:
-        return "no GitHub mapping; CI wait skipped"
+        return "no GitHub mapping"
     status = result.ci_status if result else None
     if step == "autofix" and status in ("success", "no_ci"):
         return f"CI {status}; nothing to fix"
     if step == "land" and result and result.push_mode == "direct":
-        return "direct mode; the push was the landing, nothing to land"
+        return "direct mode: the push was the landing"
     if step in ("agent_pass", "autofix") and paused:
         return "the kill switch is on (Airflow Variable clone_paused=true)"
     return None
