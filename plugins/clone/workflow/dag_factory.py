@@ -26,7 +26,7 @@ from clone.operators.land import CloneLandOperator
 from clone.state import heartbeat, lease
 from clone.work.chain import ChainResult
 from clone.work.passes import PassSkipped, run_pass
-from clone.work.publish import push_chain, skip_reason
+from clone.work.publish import hand_off, push_chain, skip_reason
 from clone.work.session import lease_watch
 from clone.workflow.controls import skip_if_paused
 from clone.workflow.fleet_record import DISABLED_KEY
@@ -132,9 +132,10 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
         # the next run kills them, and need not wait for Airflow to notice
         with lease_watch(workspace, entry.name, run_id), \
                 heartbeat.beating(workspace, entry.name, run_id, settings.lease_heartbeat_seconds):
-            return ChainResult.from_json(run_pass(entry, settings, run_id)).to_json()
+            result = ChainResult.from_json(run_pass(entry, settings, run_id))
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
+    return hand_off(settings, result).to_json()
 
 
 @task(task_id="push", map_index_template=REPO_LABEL)
