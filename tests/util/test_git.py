@@ -117,5 +117,6 @@ def test_commands_are_logged_with_credentials_masked(checkout: Path, caplog) -> 
     with pytest.raises(GitError):
         Git(checkout).fetch("https://user:hunter2@127.0.0.1:9/x.git")
     logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert "$ git fetch --quiet --prune --no-tags https://***@127.0.0.1:9/x.git" in logged
+    # "--" before the URL (sandbox: a remote or branch named "-..." is never read as an option)
+    assert "$ git fetch --quiet --prune --no-tags -- https://***@127.0.0.1:9/x.git" in logged
     assert "hunter2" not in logged

@@ -9,7 +9,6 @@ never blocks the other triggers sharing its loop.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,11 +47,8 @@ class AsyncGitHubApi:
                       idempotent: bool | None = None) -> ApiAnswer:
         """One call, retried on transient failures unless ``retry=False`` (as ``GitHubApi.request``)."""
         url = f"{self.endpoint.base_url}{path}"
-        attempts = 0
 
         async def send() -> httpx.Response:
-            nonlocal attempts
-            attempts += 1
             return await self._client.request(method, url, params=params, json=json,
                                               headers=request_headers(self.endpoint, etag))
 
@@ -62,4 +58,4 @@ class AsyncGitHubApi:
             retrying = tenacity.AsyncRetrying(sleep=self._sleep,
                                               **retry_rules(self.retry, method, path, idempotent))
             response = await retrying(send)
-        return dataclasses.replace(_answer_of(response), attempts=attempts)
+        return _answer_of(response)

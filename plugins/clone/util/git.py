@@ -47,12 +47,14 @@ _KEEP_GIT_VARS = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO"}
 #: Variables GitPython's in-process reads would follow even for an explicit path.
 _REDIRECTING = frozenset({"GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY"})
 #: The global config every Clone git command reads instead of ~/.gitconfig (which an agent or a check
-#: could once write): no hooks, no fsmonitor, no global attributes, no ext:: transport, no signing. The
-#: user's own git settings (credential helpers, url rewrites, proxies) come in only through CLONE_GIT_CONFIG.
+#: could once write): no fsmonitor, no global attributes, no ext:: transport, no signing. The user's own
+#: git settings (credential helpers, url rewrites, proxies) come in only through CLONE_GIT_CONFIG.
+#: Hooks are off through ``-c core.hooksPath`` (:data:`_ALWAYS`), not here: a push to a remote on this
+#: machine (a bare repo by path) runs that remote's receive-pack with this same global config, and the
+#: remote's own hooks (its branch protection) must still apply; git hands ``-c`` settings to no remote.
 _GLOBAL_CONFIG = """\
 # Written by Clone (clone.util.git): the global git config of every git command Clone runs.
 {include}[core]
-\thooksPath = /dev/null
 \tfsmonitor = false
 \tattributesFile = /dev/null
 [commit]

@@ -13,7 +13,7 @@ RECORD_KEY = "fleet_record"
 DISABLED_KEY = "disabled"
 RECORD_VERSION = 1
 OUTCOMES = ("pushed", "autofixed", "failed", "skipped", "no change", "local")
-CHAIN = ("agent_pass", "push", "ci_wait", "autofix")
+CHAIN = ("agent_pass", "push", "ci_wait", "autofix", "land")  # as clone.workflow.summary.CHAIN
 REASON_MAX_CHARS = 300
 
 
