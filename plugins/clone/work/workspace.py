@@ -68,6 +68,17 @@ def _source(entry: RepoEntry) -> tuple[str, str | None]:
     return remote_url or str(entry.path), remote_url
 
 
+def remote_url_of(entry: RepoEntry) -> str | None:
+    """The repo's remote URL (``url:``, or the checkout's remote), None without one or when this worker has
+    no such checkout (then state such as the lease stays on this worker's disk)."""
+    if entry.url:
+        return entry.url
+    try:
+        return _source(entry)[1] if Path(str(entry.path)).is_dir() else None
+    except GitError:
+        return None
+
+
 def _open(entry: RepoEntry, settings: Settings, source: str) -> Git:
     """This worker's cache clone of the repo, cloned again from ``source`` when it is missing."""
     workdir = workdir_for(settings, entry.name)

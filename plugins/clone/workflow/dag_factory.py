@@ -23,11 +23,12 @@ from clone.fleet.repos_file import RepoEntry
 from clone.operators.autofix import CloneAutofixOperator
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
 from clone.operators.land import CloneLandOperator
-from clone.state import heartbeat, lease
+from clone.state import heartbeat, lease, lease_store
 from clone.work.chain import ChainResult
 from clone.work.passes import PassSkipped, run_pass
 from clone.work.publish import hand_off, push_chain, skip_reason
 from clone.work.session import lease_watch
+from clone.work.workspace import remote_url_of
 from clone.workflow.controls import skip_if_paused
 from clone.workflow.fleet_record import DISABLED_KEY
 from clone.workflow.fleet_summary import summary
@@ -123,6 +124,7 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
                                    f"({dt.datetime.fromtimestamp(deadline, dt.timezone.utc):%Y-%m-%d %H:%M} UTC) "
                                    "has passed; no new pass starts")
     run_id, workspace = context["run_id"], settings.workspace
+    lease_store.use_remote(entry.name, remote_url_of(entry))  # shared by every worker of the repo
     holder = lease.acquire(workspace, entry.name, run_id, lease_ttl(settings), dag_id=context["ti"].dag_id,
                            run_state=lease.dagrun_state)
     if holder:
