@@ -150,6 +150,9 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env, priva
             run = wait_finished(api, DAG_ID, run_id, 900, cluster, log)
             wall = time.monotonic() - started
             instances = task_instances(api, DAG_ID, run_id)
+            listed = api.client.get("/api/v2/variables", params={"limit": 200})
+            assert listed.status_code == 200, listed.text
+            variables = {v["key"]: v["value"] for v in listed.json()["variables"]}
         finally:
             for worker in workers:
                 stop_worker(worker)
@@ -190,9 +193,20 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env, priva
                                               f"clone: maintenance pass on {RED}"], figures
     for name in REPOS:  # every pass's commit reached its branch: no handoff ref is left behind
         assert pending_refs(remotes[name]) == [], (name, figures)
+    # Shared state is in the metadata DB, not on a worker's disk: each repo's stall counter, a ledger entry per
+    # agent run (4 passes + the autofix), and every lease released (the summary ran on one worker only).
+    assert {f"clone.stall.{name}" for name in REPOS} <= set(variables), sorted(variables)
+    ledger = [k for k in variables if k.startswith("clone.tokens.")]
+    assert len(ledger) >= len(REPOS) + 1, sorted(variables)
+    for name in REPOS:
+        assert lease_refs(remotes[name]) == [], (name, "the summary left the lease on the remote")
 
 
-def pending_refs(bare: Path) -> list[str]:
-    done = subprocess.run(["git", "-C", str(bare), "for-each-ref", "--format=%(refname)", "refs/clone/pending/"],
+def pending_refs(bare: Path, under: str = "refs/clone/pending/") -> list[str]:
+    done = subprocess.run(["git", "-C", str(bare), "for-each-ref", "--format=%(refname)", under],
                           capture_output=True, text=True, timeout=60, check=True)
     return done.stdout.split()
+
+
+def lease_refs(bare: Path) -> list[str]:
+    return pending_refs(bare, "refs/clone/lease/")
