@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -57,7 +58,10 @@ def make_repo(path: Path) -> Path:
 def run_codex(
     codex: Path, server: FakeModelServer, tmp_path: Path, prompt: str, **config: object
 ) -> CodexRun:
-    home = tmp_path / "home"
+    # Not under /tmp: with a system bwrap, codex 0.169.0 refuses to create its sandbox helper aliases under
+    # a temporary dir, and its shell tool then never runs (seen once bubblewrap was installed).
+    home = Path(__file__).resolve().parents[2] / ".cache" / "codex-test-homes" / tmp_path.name
+    shutil.rmtree(home, ignore_errors=True)
     codex_home = home / ".codex"
     write_codex_home(codex_home, server.base_url, **config)
     repo = tmp_path / "repo"
@@ -91,6 +95,7 @@ def test_codex_exec_runs_scripted_shell_command(codex_bin: Path, tmp_path: Path)
 
     diag = f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     assert run.returncode == 0, diag
+    assert (tmp_path / "repo" / "hello.txt").is_file(), diag
     assert (tmp_path / "repo" / "hello.txt").read_text() == "hi\n"
 
     # The fake's assumptions about codex hold: one request per step, exec_command advertised with `cmd`.
