@@ -40,22 +40,12 @@ class NotifySettings:
         return bool((self.smtp_conn_id and self.to) or self.slack_conn_id)
 
 
-def _number(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-    return value
-
-
 def load_notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
     """The notification knobs from ``env`` (default ``os.environ``), validated."""
     env = os.environ if env is None else env
+    from clone.config.settings import _Reader  # the one parser of environment knobs
+
+    number = _Reader(env).integer
     smtp = (env.get("CLONE_NOTIFY_SMTP_CONN_ID") or "").strip() or None
     to = tuple(a.strip() for a in (env.get("CLONE_NOTIFY_TO") or "").split(",") if a.strip())
     if smtp and not to:
@@ -64,9 +54,9 @@ def load_notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings
     return NotifySettings(
         smtp_conn_id=smtp, slack_conn_id=(env.get("CLONE_NOTIFY_SLACK_CONN_ID") or "").strip() or None, to=to,
         from_email=(env.get("CLONE_NOTIFY_FROM") or "").strip() or NotifySettings.from_email,
-        max_per_window=_number(env, "CLONE_NOTIFY_MAX_PER_WINDOW", NotifySettings.max_per_window, 1),
-        window_minutes=_number(env, "CLONE_NOTIFY_WINDOW_MINUTES", NotifySettings.window_minutes, 1),
-        repeat_hours=_number(env, "CLONE_NOTIFY_REPEAT_HOURS", NotifySettings.repeat_hours, 0))
+        max_per_window=number("CLONE_NOTIFY_MAX_PER_WINDOW", NotifySettings.max_per_window, minimum=1),
+        window_minutes=number("CLONE_NOTIFY_WINDOW_MINUTES", NotifySettings.window_minutes, minimum=1),
+        repeat_hours=number("CLONE_NOTIFY_REPEAT_HOURS", NotifySettings.repeat_hours, minimum=0))
 
 
 def notifiers(message: digest.Message, settings: NotifySettings) -> list[Any]:
