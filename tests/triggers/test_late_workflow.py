@@ -36,7 +36,11 @@ from clone.operators.ci import GitHubCIWaitOperator, xcom_dict
 
 with DAG("{DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False):
     waited = GitHubCIWaitOperator(task_id="ci_wait",
-                                  push_result={{"repo": "late", "github": "{REPO}", "pushed_sha": "{SHA}"}})
+                                  push_result={{"repo": "late", "workdir": "/nonexistent", "branch": "main",
+                                               "base_sha": "{SHA}", "head_sha": "{SHA}", "has_remote": True,
+                                               "github": "{REPO}", "push_mode": "gated", "run_id": "probe",
+                                               "changed": True, "entry": {{}}, "pushed": True,
+                                               "pushed_sha": "{SHA}", "push_branch": "clone/probe"}})
 
     @task
     def gate(result):
