@@ -11,7 +11,8 @@ any other command, a failed run, a home with unexpected content, a DB that menti
 
 Templates live in a temporary directory removed when the session ends, so they are never older than the
 installed packages. ``make up`` (include/scripts/standalone.py) never comes here, and tests that are
-about the migration itself (test_make_up) pass ``template=False`` to :func:`tests.airflow_home.airflow`.
+about the migration itself (test_make_up) pass ``template=False`` to :func:`tests.airflow_home.airflow`;
+``CLONE_TEST_DB_TEMPLATE=off`` in pytest's environment turns replay off for the whole session.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import atexit
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +33,13 @@ from pathlib import Path
 # any Airflow process that finds none).
 REPLAYABLE = (("db", "migrate"), ("pools", "set"))
 HOME = "\0AIRFLOW_HOME\0"  # stands for the home's path in recorded text; cannot occur in a real path
+# Not read by `db migrate` (airflow/utils/db.py, the migrations) or `pools set`: the env secrets backend
+# (connections and variables are looked up when a task asks, never copied into the DB) and the sections of
+# the long-running components. Everything else named AIRFLOW* is part of the key, [core] and [database] too.
+RUNTIME_ONLY = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__SCHEDULER__", "AIRFLOW__WORKERS__", "AIRFLOW__API__",
+                "AIRFLOW__DAG_PROCESSOR__", "AIRFLOW__TRIGGERER__", "AIRFLOW__EXECUTION_API__")
+# Read once at import (collection), before fixtures clear CLONE_* variables.
+ENABLED = os.environ.get("CLONE_TEST_DB_TEMPLATE", "on") != "off"
 MAX_FILES, MAX_BYTES = 20, 64 << 20  # a home larger than a fresh one's is left to the real command
 
 _store: Path | None = None
@@ -42,7 +51,7 @@ def run(env: dict[str, str], argv: list[str], real: Callable[[], subprocess.Comp
         ) -> subprocess.CompletedProcess:
     """``real()`` (the command ``argv`` in ``env``), or its replay when this key was recorded before."""
     args = argv[1:]
-    if tuple(args[:2]) not in REPLAYABLE or not env.get("AIRFLOW_HOME"):
+    if not ENABLED or tuple(args[:2]) not in REPLAYABLE or not env.get("AIRFLOW_HOME"):
         return real()
     home = Path(env["AIRFLOW_HOME"])
     before = snapshot(home)
@@ -92,8 +101,8 @@ def config(env: dict[str, str], home: Path) -> dict[str, str]:
     """The Airflow configuration (and import path) in ``env`` with the test's own paths and free ports
     (``*_PORT`` and the URLs on them, e.g. the execution API's) normalised."""
     base = test_dir(home)
-    names = [n for n in env if n.startswith("AIRFLOW") or n == "PYTHONPATH"]
-    ports = {env[n] for n in names if n.endswith("_PORT") and env[n].isdigit()}
+    names = [n for n in env if n.startswith("AIRFLOW") and not n.startswith(RUNTIME_ONLY) or n == "PYTHONPATH"]
+    ports = {env[n] for n in env if n.startswith("AIRFLOW") and n.endswith("_PORT") and env[n].isdigit()}
     found = {}
     for name in names:
         if name.endswith("_PORT"):
