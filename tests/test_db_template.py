@@ -49,7 +49,7 @@ def test_a_second_home_gets_the_recorded_files_with_its_own_path(tmp_path):
     assert answer.returncode == 0 and answer.stdout == f"migrated {second}\n" and answer.args == MIGRATE
 
 
-@pytest.mark.parametrize("change", ["config", "args", "home content", "unknown command"])
+@pytest.mark.parametrize("change", ["config", "args", "home content", "unknown command", "db server"])
 def test_anything_that_can_change_the_db_runs_the_real_command(tmp_path, change):
     calls: list[str] = []
     first, second = tmp_path / "one" / "airflow", tmp_path / "two" / "airflow"
@@ -62,8 +62,14 @@ def test_anything_that_can_change_the_db_runs_the_real_command(tmp_path, change)
     elif change == "home content":
         second.mkdir(parents=True)
         (second / "airflow.cfg").write_text("[core]\n")
-    else:
+    elif change == "unknown command":
         argv[1:] = ["dags", "reserialize"]
+    if change == "db server":  # the same server DB for both fresh homes: the second migrate must reach it
+        server = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://postgres@127.0.0.1:5/clone"}
+        env.update(server)
+        first = tmp_path / "zero" / "airflow"
+        calls.clear()
+        db_template.run(env_for(first, 1, **server), MIGRATE, fake_airflow(first, calls))
     db_template.run(env, argv, fake_airflow(second, calls))
     assert calls == [str(first), str(second)]
 
