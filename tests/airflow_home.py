@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import db_template
+
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -26,8 +28,17 @@ def airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, st
     return env
 
 
-def airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout)
+def airflow(env: dict[str, str], *args: str, timeout: float = 600, template: bool = True
+            ) -> subprocess.CompletedProcess:
+    """Run the Airflow CLI. ``db migrate`` and ``pools set`` are replayed from this session's template of
+    the same command on the same home, configuration and packages (tests/db_template.py) unless
+    ``template`` is False: the tests of the migration itself run it for real."""
+    argv = [AIRFLOW, *args]
+
+    def real() -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+    return db_template.run(env, argv, real) if template else real()
 
 
 def migrate(home: Path) -> dict[str, str]:

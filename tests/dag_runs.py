@@ -30,7 +30,7 @@ def wait_finished(api: Api, dag_id: str, run_id: str, timeout: float, process, l
         body = state.json() if state is not None and state.status_code == 200 else {}
         return body if body.get("state") in FINISHED else None
 
-    return wait_for(f"run {run_id} to finish", finished, timeout, process, log, interval=1)
+    return wait_for(f"run {run_id} to finish", finished, timeout, process, log, interval=0.3)
 
 
 def task_instances(api: Api, dag_id: str, run_id: str) -> list[dict[str, Any]]:
