@@ -1,5 +1,9 @@
 """Stall detection: a repo whose last CLONE_STALL_PASSES passes changed nothing is skipped until
-its branch gets new commits, or a user clears the state (``include/scripts/stall.py clear NAME``)."""
+its branch gets new commits, or a user clears the state (``include/scripts/stall.py clear NAME``, or on a
+deployment with several workers ``airflow variables delete clone.stall.NAME``).
+
+Inside a task the state is the Airflow Variable ``clone.stall.<repo>`` (every worker sees it; only the pass
+holding the repo's lease writes it); elsewhere a file under the workspace (:mod:`clone.state.store`)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from clone.state import store
 from clone.util import yamlio
 
 
@@ -25,7 +30,10 @@ def state_path(workspace: Path, repo: str) -> Path:
 def load(workspace: Path, repo: str) -> StallState:
     path = state_path(workspace, repo)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = store.get(store.key("stall", repo)) if store.in_task() else \
+            json.loads(path.read_text(encoding="utf-8"))
+        if data is None:
+            return StallState()
         return StallState(no_change_passes=int(data["no_change_passes"]), head=str(data["head"]))
     except FileNotFoundError:
         return StallState()
@@ -51,6 +59,9 @@ def record_pass(workspace: Path, repo: str, head: str, changed: bool) -> StallSt
         state = StallState(previous.no_change_passes + 1, head)
     else:
         state = StallState(1, head)
+    if store.in_task():
+        store.put(store.key("stall", repo), dataclasses.asdict(state))
+        return state
     path = state_path(workspace, repo)
     yamlio.atomic_write_text(path, json.dumps(dataclasses.asdict(state)) + "\n")
     return state
@@ -58,6 +69,11 @@ def record_pass(workspace: Path, repo: str, head: str, changed: bool) -> StallSt
 
 def clear(workspace: Path, repo: str) -> bool:
     """Forget the repo's stall state; True when there was one."""
+    if store.in_task():
+        if store.get(store.key("stall", repo)) is None:
+            return False
+        store.delete(store.key("stall", repo))
+        return True
     try:
         state_path(workspace, repo).unlink()
         return True
