@@ -74,3 +74,53 @@ def names(prefix: str) -> list[str]:
     from airflow.sdk import Variable
 
     return list(Variable.keys(prefix=prefix))
+
+
+class MetastoreUnavailable(Exception):
+    """The Airflow metadata database cannot be reached from this process (no Airflow, not configured)."""
+
+
+def _metastore():
+    """Airflow's own Variable model and a session on the metadata database, as ``airflow variables`` uses
+    them: for the tools under ``include/scripts``, run where the Airflow CLI works (not inside a task)."""
+    try:
+        from airflow.models.variable import Variable
+        from airflow.utils.session import create_session
+    except Exception as e:  # noqa: BLE001 - no Airflow here, or its configuration does not load
+        raise MetastoreUnavailable(f"cannot load Airflow's metadata database ({e!r})") from e
+    return Variable, create_session
+
+
+def metastore_items(prefix: str) -> dict[str, Any]:
+    """``{key: JSON value}`` of the metadata database's Variables whose key starts with ``prefix``
+    (a value that is not JSON is given as None)."""
+    model, create_session = _metastore()
+    from sqlalchemy import select
+
+    try:
+        with create_session() as session:
+            rows = session.execute(select(model).where(model.key.startswith(prefix))).scalars().all()
+            raw = {row.key: row.val for row in rows}
+    except Exception as e:  # noqa: BLE001 - no database, not migrated, unreachable
+        raise MetastoreUnavailable(f"cannot read Airflow's Variables ({type(e).__name__}: {_first(e)})") from e
+    items: dict[str, Any] = {}
+    for name, text in sorted(raw.items()):
+        try:
+            items[name] = json.loads(text) if text is not None else None
+        except ValueError:
+            items[name] = None
+    return items
+
+
+def metastore_delete(name: str) -> bool:
+    """Delete Variable ``name`` from the metadata database; True when it was there."""
+    model, _ = _metastore()
+    try:
+        return bool(model.delete(name))
+    except Exception as e:  # noqa: BLE001
+        raise MetastoreUnavailable(f"cannot delete Airflow Variable {name} ({type(e).__name__}: {_first(e)})") from e
+
+
+def _first(error: Exception) -> str:
+    """An error's first line (SQLAlchemy appends the statement and a link)."""
+    return (str(error).strip().splitlines() or [""])[0]
