@@ -1,5 +1,5 @@
 """What a repo's lease says, read the way a person would: from its remote's ``refs/clone/lease/<repo>`` (a repo
-with a remote), else from ``CLONE_WORKSPACE/leases/<repo>.json``; the process groups a worker listed come from
+with a remote; ``{}`` there means free), else from ``CLONE_WORKSPACE/leases/<repo>.json``; the process groups a worker listed come from
 that worker's ``leases/<repo>.groups.json`` beside it (README: Shared state)."""
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ def read_lease(workspace: Path, repo: str, bare: Path | None = None) -> dict:
     if shown.returncode:
         return {}
     doc = json.loads(shown.stdout)
+    if not doc:
+        return {}  # released: the ref stays, its newest commit says "free"
     try:
         local = json.loads((workspace / "leases" / f"{repo}.groups.json").read_text())
     except (OSError, ValueError):

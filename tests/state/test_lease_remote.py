@@ -45,7 +45,7 @@ def test_a_lease_taken_on_one_worker_is_seen_and_released_from_another(tmp_path,
     lease.beat(worker_b, "app", "run-1", 30)  # the heartbeat reaches the lease from wherever it runs
     assert isinstance(on_remote(remote)["heartbeat"], float)
     assert lease.release_all(worker_b, "run-1") == ["app"]  # the summary, on the other worker
-    assert on_remote(remote) is None
+    assert on_remote(remote) == {}, "released: the lease's newest commit says free"
     assert lease.acquire(worker_b, "app", "run-2", 3600, dag_id="clone_fleet", run_state=run_state) is None
     assert on_remote(remote)["run_id"] == "run-2"
 

@@ -1,11 +1,15 @@
 """Where a repo's lease document lives (see :mod:`clone.state.lease` for what it says).
 
-* A repo with a remote: the ref ``refs/clone/lease/<repo>`` on that remote, a commit whose tree holds
-  ``lease.json``. Every change is ``git push --force-with-lease=<ref>:<what we read>``, an atomic
-  compare-and-swap done by the remote itself: of two workers (or runs) changing the lease at once, one
-  push is refused, and that writer reads again and re-decides. The remote is the one store every worker of
-  that repo already reaches, so exclusivity holds across workers, runs and machines. Only this ref is ever
-  written with a lease: never a branch.
+* A repo with a remote: the ref ``refs/clone/lease/<repo>`` on that remote, a chain of commits whose tree
+  holds ``lease.json``. Every change is a compare-and-swap done by the remote itself, with no force: the new
+  document is committed as a child of the lease commit just read and pushed as a plain fast-forward. The
+  remote applies it only while the ref still points at that parent (the client refuses a non-fast-forward
+  or unknown tip, and the remote updates the ref only from the old value the push names), so of two workers
+  (or runs) changing the lease at once one push is refused, and that writer reads again and re-decides.
+  Releasing the lease is such a change too (a commit whose ``lease.json`` is ``{}``): a deletion could not
+  be checked against what was read. The remote is the one store every worker of that repo already reaches,
+  so exclusivity holds across workers, runs and machines; the ref's history grows by one small commit per
+  change (``git log refs/clone/lease/<repo>`` is its audit trail).
 * A repo without a remote (a local checkout, worked on by one machine): a file
   ``CLONE_WORKSPACE/leases/<repo>.json`` changed under an ``flock``, as before.
 
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clone.errors import CloneError
+from clone.errors import CloneError, GitError
 from clone.util import yamlio
 from clone.util.git import Git, Identity
 
@@ -115,35 +119,50 @@ def _scratch(workspace: Path) -> Git:
     return git
 
 
+def _read(git: Git, url: str, repo: str, ref: str) -> tuple[str, dict]:
+    """The lease commit on the remote now ("" when there is none) and its document ({} when free)."""
+    listed = git.run("ls-remote", "--", url, ref, timeout=120).stdout.split()
+    seen = listed[0] if listed else ""
+    if not seen:
+        return "", {}
+    if not git.run("cat-file", "-e", f"{seen}^{{commit}}", check=False).ok:  # not ours already: fetch it
+        git.run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", url, ref, timeout=120)
+    try:
+        data = json.loads(git.out("cat-file", "blob", f"{seen}:lease.json"))
+    except (ValueError, GitError):
+        log.warning("lease of %s at %s (%s) holds no JSON lease.json; treating it as free", repo, ref, seen[:12])
+        data = {}
+    return seen, data if isinstance(data, dict) else {}
+
+
 def _remote(workspace: Path, url: str, repo: str, change: Change) -> Any:
     git, ref = _scratch(workspace), lease_ref(repo)
     for _ in range(CAS_ATTEMPTS):
-        listed = git.run("ls-remote", "--", url, ref, timeout=120).stdout.split()
-        seen = listed[0] if listed else ""
-        data: dict = {}
-        if seen:
-            git.run("fetch", "--quiet", "--no-tags", "--", url, f"+{ref}:{ref}", timeout=120)
-            try:
-                data = json.loads(git.out("cat-file", "blob", f"{seen}:lease.json"))
-            except ValueError:
-                log.warning("lease of %s at %s is not JSON; treating it as free", repo, ref)
-            data = data if isinstance(data, dict) else {}
+        seen, data = _read(git, url, repo, ref)
         new, value = change(data)
-        if new is KEEP or (new is None and not seen):
-            return value
         if new is None:
-            refspec = f":{ref}"
-        else:
-            blob = git.run("hash-object", "-w", "--stdin", stdin=json.dumps(new) + "\n").stdout.strip()
-            tree = git.run("mktree", stdin=f"100644 blob {blob}\tlease.json\n").stdout.strip()
-            commit = git.run("commit-tree", tree, "-m", f"clone lease of {repo}").stdout.strip()
-            refspec = f"{commit}:{ref}"
-        pushed = git.run("push", "--quiet", "--porcelain", f"--force-with-lease={ref}:{seen}", "--", url, refspec,
-                         check=False, timeout=120)
+            new = {}  # free: a commit like any other change, so that it too is a compare-and-swap
+        if new is KEEP or new == data and (seen or not new):
+            return value
+        blob = git.run("hash-object", "-w", "--stdin", stdin=json.dumps(new) + "\n").stdout.strip()
+        tree = git.run("mktree", stdin=f"100644 blob {blob}\tlease.json\n").stdout.strip()
+        parent = ["-p", seen] if seen else []
+        commit = git.run("commit-tree", tree, *parent, "-m", f"clone lease of {repo}").stdout.strip()
+        # No force: the remote takes it only as a fast-forward from ``seen`` (or as a new ref when none was seen).
+        pushed = git.run("push", "--quiet", "--porcelain", "--", url, f"{commit}:{ref}", check=False, timeout=120)
         if pushed.ok:
             return value
+        if not _refused(pushed.stdout + pushed.stderr):
+            raise GitError(f"{repo}: cannot update the lease at {ref} on the remote: {pushed.tail(3)}")
         log.info("lease of %s changed while we decided (push refused: %s); reading it again", repo,
                  pushed.tail(2))
     raise LeaseContention(f"{repo}: the lease at {ref} kept changing under {CAS_ATTEMPTS} attempts to update it")
 
 
+#: What git says when a push lost the race (someone else moved the ref first), not when it failed.
+_LOST = ("non-fast-forward", "fetch first", "already exists", "failed to lock", "cannot lock ref",
+         "failed to update ref", "but expected", "stale info")
+
+
+def _refused(output: str) -> bool:
+    return "rejected" in output and any(word in output for word in _LOST)
