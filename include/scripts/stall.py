@@ -4,7 +4,11 @@
     python include/scripts/stall.py list
     python include/scripts/stall.py clear NAME [NAME ...]
 
-Reads CLONE_WORKSPACE (default $AIRFLOW_HOME/clone-workspace) like the DAGs do.
+The tasks keep a repo's stall counter in the Airflow Variable ``clone.stall.NAME`` (README: Shared state), so run
+this where the Airflow CLI works (same AIRFLOW_HOME / metadata database settings as ``airflow variables``).
+It also reads and clears the files under CLONE_WORKSPACE/state (default $AIRFLOW_HOME/clone-workspace) that
+Clone's modules write when driven outside a task. Exit status of ``clear``: 0 when every NAME had a state
+removed, 1 when some had none, 2 when the metadata database could not be reached.
 """
 
 from __future__ import annotations
@@ -28,19 +32,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "list":
-        for path in sorted((settings.workspace / "state").glob("*.stall.json")):
-            name = path.name.removesuffix(".stall.json")
-            state = stall.load(settings.workspace, name)
+        found, problem = stall.recorded(settings.workspace)
+        if problem:
+            print(f"warning: {problem}; only this machine's files are listed", file=sys.stderr)
+        for name, (state, where) in sorted(found.items()):
             flag = "STALLED" if settings.stall_passes and state.no_change_passes >= settings.stall_passes else ""
-            print(f"{name}\t{state.no_change_passes} no-change pass(es) at {state.head[:12]}\t{flag}")
-        return 0
+            print(f"{name}\t{state.no_change_passes} no-change pass(es) at {state.head[:12]}\t{flag}\t{where}")
+        return 2 if problem else 0
     status = 0
     for name in args.names:
-        if stall.clear(settings.workspace, name):
-            print(f"{name}: cleared")
-        else:
+        removed, problem = stall.clear_everywhere(settings.workspace, name)
+        if problem:
+            print(f"{name}: {problem}; its Variable (if any) is still there", file=sys.stderr)
+            status = 2
+        if removed:
+            print(f"{name}: cleared ({', '.join(removed)})")
+        elif not problem:
             print(f"{name}: no stall state", file=sys.stderr)
-            status = 1
+            status = max(status, 1)
     return status
 
 

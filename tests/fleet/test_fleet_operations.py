@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clone.state import lease
+from clone.state import lease, lease_store
 from tests.airflow_home import airflow, migrate
 from tests.conftest import agent_calls, write_plan
 from tests.repos import log_subjects, make_remote_and_checkout
@@ -97,8 +97,14 @@ def test_unknown_repo_in_the_subset_is_a_clear_error(fleet):
 @pytest.mark.slow
 def test_max_hours_deadline_and_busy_repo_skip(fleet, clone_env):
     env, remotes = fleet
-    # beta is busy with another run: its pass must not start.
-    assert lease.acquire(clone_env["workspace"], "beta", "other-run", stale_after=3600) is None
+    # beta is busy with another run: its pass must not start. beta has a remote, so its lease lives there
+    # (refs/clone/lease/beta), where every worker looks: seed it the way a pass takes it.
+    lease_store.use_remote("beta", str(remotes["beta"]))
+    try:
+        assert lease.acquire(clone_env["workspace"], "beta", "other-run", stale_after=3600) is None
+    finally:
+        lease_store.use_remote("beta", None)
+    assert not lease.lease_path(clone_env["workspace"], "beta").exists(), "the lease is on the remote"
     code, output = dags_test(env, {"repos": ["beta"]})
     assert code == 0, output[-4000:]
     assert "another pass is working on this repo (run other-run" in output

@@ -33,6 +33,7 @@ import pytest
 
 from tests.airflow_home import ROOT, airflow
 from tests.conftest import write_plan
+from tests.leases import read_lease
 from tests.repos import git, log_subjects, make_remote_and_checkout
 from tests.standalone import Api, free_port, launch, log_in_as_admin, standalone_env, stop, wait_for
 from tests.workflow.test_backfill import log_events, task_logs
@@ -65,7 +66,6 @@ def test_a_killed_workers_lease_is_taken_over_while_its_run_still_shows_running(
     app, remote = make_remote_and_checkout(tmp_path, REPO)
     clone_env["repos_file"].write_text(f"repos:\n  - path: {app}\n")  # no github: mapping, CI wait skipped
     write_plan(clone_env["plan"], {REPO: {"pass": [{"spawn_sleeper": SLEEPER_SECONDS}, {"sleep": 600}]}})
-    lease_file = clone_env["workspace"] / "leases" / f"{REPO}.json"
 
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     home.mkdir()
@@ -93,11 +93,8 @@ def test_a_killed_workers_lease_is_taken_over_while_its_run_still_shows_running(
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
             return conn.execute(sql, params).fetchall()
 
-    def lease() -> dict:
-        try:
-            return json.loads(lease_file.read_text())
-        except (OSError, ValueError):
-            return {}
+    def lease() -> dict:  # on the remote: the repo has one (README: Shared state)
+        return read_lease(clone_env["workspace"], REPO, remote)
 
     standalone, log = launch(env, home)
     leftover_sleepers: list[psutil.Process] = []

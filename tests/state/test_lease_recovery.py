@@ -30,6 +30,7 @@ import pytest
 
 from tests.airflow_home import ROOT, airflow
 from tests.conftest import agent_calls, write_plan
+from tests.leases import read_lease
 from tests.repos import git, log_subjects, make_remote_and_checkout
 from tests.standalone import Api, free_port, launch, log_in_as_admin, standalone_env, stop, wait_for
 from tests.workflow.test_backfill import log_events, task_logs, when
@@ -61,7 +62,6 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
     app, remote = make_remote_and_checkout(tmp_path, REPO)
     clone_env["repos_file"].write_text(f"repos:\n  - path: {app}\n")  # no github: mapping, CI wait skipped
     write_plan(clone_env["plan"], {REPO: {"pass": [{"spawn_sleeper": SLEEPER_SECONDS}, {"sleep": 600}]}})
-    lease_file = clone_env["workspace"] / "leases" / f"{REPO}.json"
 
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     home.mkdir()
@@ -85,11 +85,8 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
             return conn.execute(sql, params).fetchall()
 
-    def lease() -> dict:
-        try:
-            return json.loads(lease_file.read_text())
-        except (OSError, ValueError):
-            return {}
+    def lease() -> dict:  # on the remote: the repo has one (README: Shared state)
+        return read_lease(clone_env["workspace"], REPO, remote)
 
     standalone, log = launch(env, home)
     leftover_sleepers: list[psutil.Process] = []
@@ -191,4 +188,4 @@ def test_a_killed_runs_lease_is_taken_over_by_the_next_run(tmp_path: Path, clone
     assert log_subjects(remote) == [f"clone: maintenance pass on {REPO}", "initial"]
     assert git(remote, "show", f"main:{PASS_FILE}") == "recovered"
     assert [c["kind"] for c in agent_calls(clone_env["agent_log"]) if c["repo"] == REPO] == ["pass", "pass"]
-    assert not lease_file.exists(), f"run 2's summary left the lease behind: {lease()}"
+    assert read_lease(clone_env["workspace"], REPO, remote) == {}, "run 2's summary left the lease behind"

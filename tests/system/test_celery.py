@@ -5,10 +5,9 @@ The fleet is four ``url:`` repos (bare remotes behind file:// URLs, CI from the 
 of them goes red and is autofixed. What must hold: task instances ran on both workers, and every chain works
 wherever its tasks land.
 
-Today a chain whose ``push``/``autofix`` lands on another worker than its ``agent_pass`` breaks: those tasks
-open the absolute path of agent_pass's clone from XCom, which is on the other worker's disk (issue 12,
-"Stateless chains"). When that happens this test says so precisely and is marked xfail; any other failure
-fails it. Once chains are stateless, it passes and asserts the whole story."""
+Chains are stateless (README, "Scale out"): agent_pass puts its commit on ``refs/clone/pending/<run>/<repo>``
+on the remote, and push, autofix and land fetch it into their own worker's cache clone (made when missing),
+so a chain whose tasks land on different workers goes through; once pushed, no pending ref is left."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,9 +36,6 @@ TOKEN = "ghp_celeryPROBE0123456789abcdefABCDEFxyz"
 REPOS = ("ant", "bee", "cat", "dog")
 RED = "cat"
 WORKERS = ("worker-a", "worker-b")
-#: How a task that reads another worker's clone fails today (git run in a directory that is not there).
-CROSS_WORKER_SIGNATURE = re.compile(r"No such file or directory|not a git repository|does not exist|"
-                                    r"cannot change to|FileNotFoundError", re.IGNORECASE)
 
 
 class Cluster:
@@ -130,7 +127,11 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env, priva
         env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
         env.update({"CLONE_SCHEDULE": "none", "CLONE_CI_POLL_SECONDS": "1", "CLONE_CI_TIMEOUT_MINUTES": "5",
                     "CLONE_CI_START_GRACE_SECONDS": "60", "CLONE_DISCOVER_LOCAL": "0",
-                    "AIRFLOW_VAR_CLONE_PAUSED": "false"})
+                    "AIRFLOW_VAR_CLONE_PAUSED": "false",
+                    # What this test is about is where chains' commits and state live; the scripted agent under
+                    # bwrap inside a worker's private mount namespace fails on integ today ("bwrap: Can't
+                    # create file at .../.venv/bin/python"), a sandbox matter tracked separately.
+                    "CLONE_SANDBOX": "off"})
         env = celery_env(env, sql_url, broker_url)
         for args in (("db", "migrate"), ("pools", "set", "clone_agent", "4", "x")):
             done = airflow(env, *args, timeout=600)
@@ -149,6 +150,9 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env, priva
             run = wait_finished(api, DAG_ID, run_id, 900, cluster, log)
             wall = time.monotonic() - started
             instances = task_instances(api, DAG_ID, run_id)
+            listed = api.client.get("/api/v2/variables", params={"limit": 200})
+            assert listed.status_code == 200, listed.text
+            variables = {v["key"]: v["value"] for v in listed.json()["variables"]}
         finally:
             for worker in workers:
                 stop_worker(worker)
@@ -180,14 +184,35 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env, priva
 
     assert set(WORKERS) <= set(per_worker), figures  # both workers took task instances
     assert {c["repo"] for c in agent_calls(clone_env["agent_log"]) if c["kind"] == "pass"} == set(REPOS), figures
-    if broken and private_disks:
-        unexplained = [b for b in broken if not CROSS_WORKER_SIGNATURE.search(b[2])]
-        assert not unexplained, f"chains failed for another reason than a missing clone: {unexplained}\n{figures}"
-        pytest.xfail(f"{len(broken)} chain link(s) broke because they ran on another worker than their "
-                     f"agent_pass and read its local clone: {broken}")
+    assert not broken, f"chain links failed on another worker than their agent_pass: {broken}\n{figures}"
     assert run["state"] == "success", figures
     assert crossed, f"no chain crossed workers in this run; nothing was shown\n{figures}"
     for name in REPOS:
         assert log_subjects(remotes[name])[0].startswith("clone: "), (name, figures)
     assert log_subjects(remotes[RED])[:2] == [f"clone: fix CI failure on {RED}",
                                               f"clone: maintenance pass on {RED}"], figures
+    for name in REPOS:  # every pass's commit reached its branch: no handoff ref is left behind
+        assert pending_refs(remotes[name]) == [], (name, figures)
+    # Shared state is in the metadata DB, not on a worker's disk: each repo's stall counter, a ledger entry per
+    # agent run (4 passes + the autofix), and every lease released (the summary ran on one worker only).
+    assert {f"clone.stall.{name}" for name in REPOS} <= set(variables), sorted(variables)
+    ledger = [k for k in variables if k.startswith("clone.tokens.")]
+    assert len(ledger) >= len(REPOS) + 1, sorted(variables)
+    for name in REPOS:
+        assert lease_free(remotes[name]), (name, "the summary left the lease held on the remote")
+
+
+def pending_refs(bare: Path, under: str = "refs/clone/pending/") -> list[str]:
+    done = subprocess.run(["git", "-C", str(bare), "for-each-ref", "--format=%(refname)", under],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.split()
+
+
+def lease_free(bare: Path) -> bool:
+    """Every lease ref on ``bare`` says free (``{}``: released leases stay as a commit saying so)."""
+    for ref in pending_refs(bare, "refs/clone/lease/"):
+        shown = subprocess.run(["git", "-C", str(bare), "show", f"{ref}:lease.json"], capture_output=True,
+                               text=True, timeout=60, check=True)
+        if json.loads(shown.stdout):
+            return False
+    return True

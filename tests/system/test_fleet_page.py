@@ -66,10 +66,6 @@ def _fleet(tmp_path: Path, clone_env: dict, gh: FakeGitHub) -> dict[str, Path]:
         "eps": {"pass": [{"write": "eps.txt", "text": "must not happen\n"}]},
         "*": {"bootstrap": [{"write": "notes.py", "text": "print('notes')\n"}, {"print": "Outcome: done"}]},
     })
-    # eps: its last passes changed nothing and its branch has not moved since: the stall rule skips it.
-    state = clone_env["workspace"] / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "eps.stall.json").write_text(json.dumps({"no_change_passes": 3, "head": git(remotes["eps"], "rev-parse", "main")}))
     clone_env["ideas_file"].write_text("ideas:\n  - id: notes\n    title: Notes CLI\n    repo_name: notes-cli\n"
                                        "  - id: parent\n    title: Escape upwards\n    repo_name: ../x\n")
     return remotes
@@ -103,7 +99,11 @@ def test_fleet_page_shows_what_the_runs_recorded(tmp_path: Path, clone_env, chro
             # default and the task failed before it started. A slow machine is not what this test is about.
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         })
-        for args in (("db", "migrate"), ("pools", "set", "clone_agent", "2", "agent processes")):
+        # eps: its last passes changed nothing and its branch has not moved since: the stall rule skips it.
+        # Inside a task the stall counter is the Variable clone.stall.<repo> (README: Shared state).
+        eps_stall = json.dumps({"no_change_passes": 3, "head": git(remotes["eps"], "rev-parse", "main")})
+        for args in (("db", "migrate"), ("pools", "set", "clone_agent", "2", "agent processes"),
+                     ("variables", "set", "clone.stall.eps", eps_stall)):
             result = airflow(env, *args, timeout=180)
             assert result.returncode == 0, f"airflow {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         base = f"http://127.0.0.1:{port}"

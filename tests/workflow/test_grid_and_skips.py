@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pytest
 
-from clone.state import lease
+from clone.state import lease, lease_store
 from tests.airflow_home import ROOT, airflow
 from tests.conftest import write_plan
 from tests.fakes.github_api import FakeGitHub
@@ -45,11 +45,16 @@ CI_POLLS = 8  # CLONE_CI_POLL_SECONDS=1 apart: the CI wait stays deferred for se
 
 def test_grid_labels_while_running_and_deferred_and_skip_reasons_in_the_note(tmp_path: Path, clone_env):
     app, app_remote = make_remote_and_checkout(tmp_path, "app")
-    busy, _ = make_remote_and_checkout(tmp_path, "busy")
+    busy, busy_remote = make_remote_and_checkout(tmp_path, "busy")
     clone_env["repos_file"].write_text(f"repos:\n  - path: {app}\n    github: acme/app\n  - path: {busy}\n")
     write_plan(clone_env["plan"], {"app": {"pass": [{"sleep": AGENT_SECONDS},
                                                     {"write": "app.txt", "text": "improved\n"}]}})
-    assert lease.acquire(clone_env["workspace"], "busy", "manual__someone_else", 3600) is None
+    # busy has a remote, so its lease lives there (refs/clone/lease/busy), where the passes look.
+    lease_store.use_remote("busy", str(busy_remote))
+    try:
+        assert lease.acquire(clone_env["workspace"], "busy", "manual__someone_else", 3600) is None
+    finally:
+        lease_store.use_remote("busy", None)
 
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     home.mkdir()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, TriggerRule
@@ -19,7 +18,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from clone.config.params import run_settings
 from clone.config.settings import Settings
-from clone.errors import CIFailed, CloneError, GitHubError
+from clone.errors import CIFailed, GitHubError
 from clone.fleet.repos_file import RepoEntry
 from clone.github.ci_evidence import failure_report, rerun_failed_jobs, run_attempts
 from clone.memory import docs as memory
@@ -29,7 +28,7 @@ from clone.util.git import Git
 from clone.workflow.controls import skip_if_paused
 from clone.work.autofix import FixFailed, fix_ci
 from clone.work.push import commit_and_push, push_branch, record_incident
-from clone.work.workspace import identity
+from clone.work.publish import chain_workspace
 
 log = logging.getLogger(__name__)
 
@@ -195,15 +194,9 @@ class CloneAutofixOperator(ChainInput, CIWatchMixin, BaseOperator):
 
     # ------------------------------------------------------------------------------------------
     def _workspace(self, settings: Settings, sha: str) -> Git:
-        """The pass's workspace, checked out at ``sha`` (a commit this chain pushed)."""
-        result = self.chain
-        ws = Git(Path(result.workdir), identity(settings))
-        ws.fetch("origin", f"+refs/heads/{result.remote_branch}:refs/remotes/origin/{result.remote_branch}")
-        if ws.rev(sha) is None:
-            raise CloneError(f"{result.repo}: commit {sha} is not in the workspace {ws.path}")
-        ws.run("checkout", "--quiet", "--force", "-B", result.branch, sha)
-        ws.run("clean", "-ffd", "--quiet")  # what a killed earlier try may have left (ignored files stay)
-        return ws
+        """This worker's clone of the repo, checked out at ``sha`` (a commit this chain pushed), fetched
+        from the remote: the task may run on another worker than the chain's agent_pass."""
+        return chain_workspace(settings, self.chain, sha)
 
     def _attempt(self, settings: Settings, context: Any, ci: dict[str, Any], attempt: int) -> dict[str, Any]:
         result = self.chain

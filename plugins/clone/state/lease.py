@@ -1,10 +1,13 @@
 """One pass per repo at a time, across runs, backfills and manual triggers.
 
 A repo's chain (agent pass -> push -> CI wait -> autofix) uses the repo's workspace from the
-agent pass until the run's summary. A lease file ``CLONE_WORKSPACE/leases/<repo>.json``,
-created atomically by the agent pass and removed by the summary, marks it busy. It names the
-holding run (``dag_id``, ``run_id``) and the process groups the pass started (``pgid`` and the
-leader's start time, so that a reused process id is never mistaken for one of them).
+agent pass until the run's summary. A lease, created atomically by the agent pass and removed by the
+summary, marks it busy: on the repo's remote (``refs/clone/lease/<repo>``, changed by compare-and-swap
+pushes, so it is exclusive across workers) or, for a repo without a remote, a file
+``CLONE_WORKSPACE/leases/<repo>.json`` (:mod:`clone.state.lease_store`). It names the holding run
+(``dag_id``, ``run_id``) and the process groups the pass started (``host``, ``pgid`` and the leader's start
+time, so that a reused process id is never mistaken for one of them; only the host that started a group
+kills what is left of it).
 
 A second run asks Airflow for the holding run's state (:func:`dagrun_state`): while that run is
 ``running`` or ``queued`` the repo is skipped with a log line naming the holder; a run in any
@@ -21,10 +24,10 @@ run's state says; it is taken over like a dead one. Between tasks it is cleared 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +35,8 @@ from typing import Any
 
 import psutil
 
-from clone.util import yamlio
+from clone.state import lease_store
+from clone.state.lease_store import KEEP
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +53,7 @@ HEARTBEAT_MISSES = 4
 
 
 def lease_path(workspace: Path, repo: str) -> Path:
-    return workspace / "leases" / f"{repo}.json"
-
-
-def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write(path: Path, data: dict) -> None:
-    yamlio.atomic_write_text(path, json.dumps(data) + "\n")
+    return lease_store.lease_path(workspace, repo)
 
 
 def dagrun_state(dag_id: str, run_id: str) -> str | None:
@@ -115,10 +107,8 @@ def acquire(workspace: Path, repo: str, run_id: str, stale_after: float, now: fl
     what is left of the process groups it recorded is killed.
     """
     now = time.time() if now is None else now
-    path = lease_path(workspace, repo)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with yamlio.locked(path):
-        holder = _read(path) if path.exists() else {}
+
+    def change(holder: dict) -> tuple[Any, str | None]:
         other = holder and holder.get("run_id") != run_id
         state = None
         if other and run_state is not None and holder.get("dag_id") and holder.get("run_id"):
@@ -127,7 +117,7 @@ def acquire(workspace: Path, repo: str, run_id: str, stale_after: float, now: fl
         who = f"run {holder.get('run_id', '?')}"
         if decision == "busy":
             age = now - float(holder.get("since", 0) or 0)
-            return f"{who} (since {age / 60:.0f} min{f', {state}' if state else ''})"
+            return KEEP, f"{who} (since {age / 60:.0f} min{f', {state}' if state else ''})"
         if decision in ("dead", "silent", "stale"):
             quiet = silence(holder, now) or 0
             why = {"dead": f"its run is {state}", "stale": f"it is older than {stale_after / 3600:.1f} h",
@@ -139,8 +129,26 @@ def acquire(workspace: Path, repo: str, run_id: str, stale_after: float, now: fl
         if killed:
             log.warning("%s: killed %d process(es) left by %s: %s", repo, len(killed), who,
                         ", ".join(killed))
-        _write(path, {"run_id": run_id, "dag_id": dag_id, "since": now, "groups": []})
-    return None
+        return {"run_id": run_id, "dag_id": dag_id, "since": now, "groups": []}, None
+
+    holder = lease_store.transact(workspace, repo, change)
+    if holder is None and lease_store.remote_of(repo):  # ours now: start this worker's group list afresh
+        _restart_local_groups(workspace, repo, run_id)
+    return holder
+
+
+def _restart_local_groups(workspace: Path, repo: str, run_id: str | None) -> None:
+    """Kill what is left of the groups this worker listed for ``repo`` (any run: the lease says nobody else
+    works here now), then list none, for ``run_id`` (None: forget the list)."""
+
+    def change(data: dict) -> tuple[Any, None]:
+        killed = kill_leftovers(data.get("groups") or [])
+        if killed:
+            log.warning("%s: killed %d process(es) left by run %s: %s", repo, len(killed),
+                        data.get("run_id", "?"), ", ".join(killed))
+        return ({"run_id": run_id, "groups": []} if run_id else None), None
+
+    lease_store.transact_groups(workspace, repo, change)
 
 
 def _group_members(pgid: int, started: float) -> list[psutil.Process]:
@@ -169,6 +177,9 @@ def kill_leftovers(groups: list[Any]) -> list[str]:
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed process group in a lease: %r", group)
             continue
+        if group.get("host", _HOST()) != _HOST():
+            log.warning("process group %s was started on %s; only that worker can end it", pgid, group["host"])
+            continue
         if pgid <= 1 or pgid == os.getpgrp():
             continue  # never this task's own group, nor init's
         for proc in _group_members(pgid, started):
@@ -191,7 +202,7 @@ def record_group(workspace: Path, repo: str, run_id: str, pgid: int) -> None:
         started = psutil.Process(pgid).create_time()
     except psutil.Error:
         return  # already gone: nothing of it to kill later
-    _update_groups(workspace, repo, run_id, add={"pgid": pgid, "started": started})
+    _update_groups(workspace, repo, run_id, add={"pgid": pgid, "started": started, "host": _HOST()})
 
 
 def forget_group(workspace: Path, repo: str, run_id: str, pgid: int) -> None:
@@ -214,18 +225,19 @@ def _group_alive(pgid: Any) -> bool:
 
 def _update_groups(workspace: Path, repo: str, run_id: str, add: dict | None = None) -> None:
     """Rewrite ``run_id``'s lease with its groups that still have members, plus ``add``."""
-    path = lease_path(workspace, repo)
-    if not path.exists():
-        return
-    with yamlio.locked(path):
-        data = _read(path)
+
+    def change(data: dict) -> tuple[Any, None]:
         if data.get("run_id") != run_id:
-            return  # not ours (taken over, released): never write into another run's lease
-        groups = [g for g in data.get("groups") or [] if isinstance(g, dict) and _group_alive(g.get("pgid"))]
+            return KEEP, None  # not ours (taken over, released): never write into another run's lease
+        groups = [g for g in data.get("groups") or [] if isinstance(g, dict)
+                  and (g.get("host", _HOST()) != _HOST() or _group_alive(g.get("pgid")))]
         if add is not None:
             groups.append(add)
-        data["groups"] = groups
-        _write(path, data)
+        if add is None and groups == data.get("groups"):
+            return KEEP, None  # nothing changed: no write (a remote lease costs a push)
+        return {**data, "groups": groups}, None
+
+    lease_store.transact_groups(workspace, repo, change)
 
 
 def silence(holder: dict, now: float) -> float | None:
@@ -239,40 +251,48 @@ def silence(holder: dict, now: float) -> float | None:
 
 def beat(workspace: Path, repo: str, run_id: str, every: float, working: bool = True) -> None:
     """Stamp ``run_id``'s lease with a heartbeat (``working``) or clear it (its task stops working)."""
-    path = lease_path(workspace, repo)
-    if not path.exists():
-        return
-    with yamlio.locked(path):
-        data = _read(path)
+
+    def change(data: dict) -> tuple[Any, None]:
         if data.get("run_id") != run_id:
-            return  # taken over: never write into another run's lease
-        data.update(heartbeat=time.time() if working else None, heartbeat_every=every)
-        _write(path, data)
+            return KEEP, None  # taken over (or released): never write into another run's lease
+        return {**data, "heartbeat": time.time() if working else None, "heartbeat_every": every}, None
+
+    lease_store.transact(workspace, repo, change)
 
 
 def release(workspace: Path, repo: str, run_id: str) -> bool:
     """Give the lease back if ``run_id`` holds it, killing what is left of the process groups it lists."""
-    path = lease_path(workspace, repo)
-    if not path.exists():
-        return False
-    with yamlio.locked(path):
-        data = _read(path)
+
+    def change(data: dict) -> tuple[Any, bool]:
         if data.get("run_id") != run_id:
-            return False
+            return KEEP, False
         killed = kill_leftovers(data.get("groups") or [])  # the run is over: what its passes left is not
         if killed:
             log.warning("%s: killed %d process(es) left by run %s: %s", repo, len(killed), run_id,
                         ", ".join(killed))
-        path.unlink(missing_ok=True)
-    return True
+        return None, True
+
+    released = lease_store.transact(workspace, repo, change)
+    if released and lease_store.remote_of(repo):
+        _release_local_groups(workspace, repo, run_id)
+    return released
+
+
+def _release_local_groups(workspace: Path, repo: str, run_id: str) -> None:
+    def change(data: dict) -> tuple[Any, None]:
+        if data.get("run_id") != run_id:
+            return KEEP, None
+        kill_leftovers(data.get("groups") or [])
+        return None, None
+
+    lease_store.transact_groups(workspace, repo, change)
 
 
 def release_all(workspace: Path, run_id: str) -> list[str]:
-    """Release every lease ``run_id`` holds; returns the repos released."""
-    folder = workspace / "leases"
-    released = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        repo = path.name.removesuffix(".json")
-        if release(workspace, repo, run_id):
-            released.append(repo)
-    return released
+    """Release every lease ``run_id`` holds (the remote ones of repos named with ``lease_store.use_remote``,
+    and the files here); returns the repos released."""
+    return [repo for repo in lease_store.known(workspace) if release(workspace, repo, run_id)]
+
+
+def _HOST() -> str:  # noqa: N802 - reads like the constant it is, but asked each time (tests fake it)
+    return socket.gethostname()

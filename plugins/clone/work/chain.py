@@ -34,6 +34,9 @@ class ChainResult:
       ``exit_code``, ``duration``, ``ok``...), ``findings`` (list of guard findings), ``incidents``
       (list of str), ``backlog_before`` / ``backlog_after`` (``{"open": int, "done": int}``),
       ``created_docs`` (list of str), ``setup`` (object or null);
+      ``pending_ref`` (str or null: ``refs/clone/pending/<run>/<repo>`` on the remote, holding ``head_sha``
+      until push puts it on a branch; later tasks fetch commits from the remote, never from
+      ``workdir``, which is only agent_pass's worker's cache clone);
     * from ``push``: ``pushed`` (bool), ``pushed_sha`` (str or null), ``push_branch`` (str or null: the
       branch pushed to; the work branch in gated/pr mode), ``pull`` (``{"number", "html_url"}`` or null);
     * from ``ci_wait`` / ``autofix``: ``ci`` (object or null: ``repo``, ``sha``, ``status`` =
@@ -64,6 +67,7 @@ class ChainResult:
     backlog_after: dict[str, Any] = dataclasses.field(default_factory=dict)
     created_docs: list[Any] = dataclasses.field(default_factory=list)
     setup: dict[str, Any] | None = None
+    pending_ref: str | None = None
     pushed: bool = False
     pushed_sha: str | None = None
     push_branch: str | None = None

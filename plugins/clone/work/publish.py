@@ -14,7 +14,8 @@ from clone.github import pulls
 from clone.util.git import Git
 from clone.work.chain import ChainResult
 from clone.work.push import push_branch, record_push_conflict
-from clone.work.workspace import identity
+from clone.fleet.repos_file import RepoEntry
+from clone.work.workspace import attach, drop_pending, identity, keep_on_remote, publish_pending
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,20 @@ log = logging.getLogger(__name__)
 def work_branch(repo: str, run_id: str) -> str:
     """``clone/<repo>/<run>``: the branch a gated or pr pass pushes to."""
     return f"clone/{repo}/" + re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")[:120]
+
+
+def hand_off(settings: Settings, result: ChainResult) -> ChainResult:
+    """Put the pass's commit on the remote's pending ref, so that push, autofix and land find it from any
+    worker (stateless chains). Without a remote, or in a dry run, it stays in this workspace only."""
+    if not (result.changed and result.has_remote) or settings.dry_run:
+        return result
+    ws = Git(Path(result.workdir), identity(settings))
+    return result.but(pending_ref=publish_pending(ws, result.run_id, result.repo, result.head_sha))
+
+
+def chain_workspace(settings: Settings, result: ChainResult, sha: str) -> Git:
+    """This worker's clone at ``sha``, a commit of the chain fetched from the remote (see ``attach``)."""
+    return attach(RepoEntry.from_dict(result.entry), settings, result.branch, sha, result.pending_ref)
 
 
 def skip_reason(result: ChainResult, settings: Settings) -> str | None:
@@ -41,16 +56,20 @@ def push_chain(settings: Settings, result: ChainResult, run_id: str) -> ChainRes
     if mode != "direct" and not result.github:
         raise ConfigError(f"{repo}: push_mode {mode} needs GitHub CI ('github: owner/name' in repos.yaml); "
                           "without it nothing could say the work is green")
-    ws = Git(Path(result.workdir), identity(settings))
+    ws = chain_workspace(settings, result, result.head_sha)
     target = result.branch if mode == "direct" else work_branch(repo, run_id)
     try:
         sha = push_branch(ws, target)
     except PushConflict as e:
         ref, where = record_push_conflict(ws, result.branch, repo, e, run_id, mode=mode,
                                           workspace=settings.workspace)
-        raise PushConflict(f"{repo}: {e}; the work is kept at {ref} in {ws.path}; the push-conflict "
+        kept = "on the remote and " if keep_on_remote(ws, ref) else ""
+        if kept:
+            drop_pending(ws, result.pending_ref)
+        raise PushConflict(f"{repo}: {e}; the work is kept at {ref} {kept}in {ws.path}; the push-conflict "
                            f"incident is {where}") from e
-    pushed = result.but(pushed=True, pushed_sha=sha, push_branch=target)
+    drop_pending(ws, result.pending_ref)  # the commit is on a branch now
+    pushed = result.but(pushed=True, pushed_sha=sha, push_branch=target, pending_ref=None)
     if mode != "pr":
         return pushed
     first_line = ((result.agent or {}).get("last_message") or "").strip().splitlines()

@@ -23,11 +23,12 @@ from clone.fleet.repos_file import RepoEntry
 from clone.operators.autofix import CloneAutofixOperator
 from clone.operators.ci import REPO_LABEL, GitHubCIWaitOperator, label
 from clone.operators.land import CloneLandOperator
-from clone.state import heartbeat, lease
+from clone.state import heartbeat, lease, lease_store
 from clone.work.chain import ChainResult
 from clone.work.passes import PassSkipped, run_pass
-from clone.work.publish import push_chain, skip_reason
+from clone.work.publish import hand_off, push_chain, skip_reason
 from clone.work.session import lease_watch
+from clone.work.workspace import remote_url_of
 from clone.workflow.controls import skip_if_paused
 from clone.workflow.fleet_record import DISABLED_KEY, ERROR_KEY, PROBLEMS_KEY
 from clone.workflow.fleet_summary import summary
@@ -133,6 +134,7 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
                                    f"({dt.datetime.fromtimestamp(deadline, dt.timezone.utc):%Y-%m-%d %H:%M} UTC) "
                                    "has passed; no new pass starts")
     run_id, workspace = context["run_id"], settings.workspace
+    lease_store.use_remote(entry.name, remote_url_of(entry))  # shared by every worker of the repo
     holder = lease.acquire(workspace, entry.name, run_id, lease_ttl(settings), dag_id=context["ti"].dag_id,
                            run_state=lease.dagrun_state)
     if holder:
@@ -142,9 +144,10 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
         # the next run kills them, and need not wait for Airflow to notice
         with lease_watch(workspace, entry.name, run_id), \
                 heartbeat.beating(workspace, entry.name, run_id, settings.lease_heartbeat_seconds):
-            return ChainResult.from_json(run_pass(entry, settings, run_id)).to_json()
+            result = ChainResult.from_json(run_pass(entry, settings, run_id))
     except PassSkipped as e:
         raise AirflowSkipException(str(e)) from e
+    return hand_off(settings, result).to_json()
 
 
 @task(task_id="push", map_index_template=REPO_LABEL)

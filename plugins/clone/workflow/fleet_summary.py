@@ -4,6 +4,7 @@ failed."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -11,9 +12,11 @@ from airflow.sdk import TriggerRule, get_current_context, task
 
 from clone.config.params import run_settings
 from clone.config.settings import Settings
-from clone.errors import CloneError
+from clone.errors import CloneError, ConfigError
 from clone.operators.ci import xcom_dict
-from clone.state import incident_log, lease
+from clone.state import incident_log, lease, lease_store
+from clone.fleet.repos_file import RepoEntry
+from clone.work.workspace import remote_url_of
 from clone.work.chain import ChainResult, ChainResultError
 from clone.workflow.controls import fleet_paused
 from clone.notify.send import notify_fleet_run
@@ -98,6 +101,10 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         if why_not:
             log.warning("the error was not set as the DAG run's note: %s", why_not)
         raise CloneError(message)
+    for repo in repos:  # the leases on the repos' remotes, wherever this task runs
+        with contextlib.suppress(ConfigError):
+            entry = RepoEntry.from_dict(repo)
+            lease_store.use_remote(entry.name, remote_url_of(entry))
     released = lease.release_all(settings.workspace, ti.run_id)
     if released:
         log.info("released %d repo lease(s)", len(released))
