@@ -30,14 +30,21 @@ def _plain(value: Any) -> Any:
 
 def read(idea_id: str) -> dict[str, Any] | None:
     """The kept value for ``idea_id``, checked; ConfigError naming the Variable and the field."""
-    from clone.ideas.ideas_file import _validate
-
     name = variable_name(idea_id)
     value = kept.read(name)
     if value is None:
         return None
-    if str(kept.field(value, name, "id", (str, int), "the idea's id")) != idea_id:
+    value = checked(name, value)
+    if value["id"] != idea_id:
         raise ConfigError(f"Variable {name}: field 'id' is {value['id']!r}, not {idea_id!r}")
+    return value
+
+
+def checked(name: str, value: Any) -> dict[str, Any]:
+    """A ``clone.ideas.<id>`` value with its shape and fields checked; ConfigError naming ``name``."""
+    from clone.ideas.ideas_file import _validate
+
+    idea_id = str(kept.field(value, name, "id", (str, int), "the idea's id"))
     fields = kept.field(value, name, "fields", dict, "a JSON object of the idea's keys")
     base = value.get("base", {})
     if not isinstance(base, dict):

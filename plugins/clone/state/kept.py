@@ -87,7 +87,11 @@ def read(name: str) -> Any | None:
     """The JSON value of Variable ``name`` (None when missing); ConfigError naming it when it is not JSON."""
     from airflow.sdk import Variable
 
-    raw = Variable.get(name, default=None)
+    return parse(name, Variable.get(name, default=None))
+
+
+def parse(name: str, raw: str | None) -> Any | None:
+    """A Variable's text as JSON (None stays None); ConfigError naming it when it is not JSON."""
     if raw is None:
         return None
     try:
