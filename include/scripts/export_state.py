@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
 from clone.errors import ConfigError  # noqa: E402
-from clone.fleet.repo_entry import validate_entry  # noqa: E402
+from clone.fleet.repo_entry import KNOWN_KEYS, validate_entry  # noqa: E402
 from clone.ideas.kept_ideas import checked  # noqa: E402
 from clone.state import kept  # noqa: E402
 from clone.util import yamlio  # noqa: E402
@@ -64,7 +64,7 @@ def repos_of(values: dict[str, str], problems: list[str]) -> list[dict[str, Any]
         except ConfigError as e:
             problems.append(str(e))
             continue
-        repos.append(dict(raw))
+        repos.append({key: raw[key] for key in (*KNOWN_KEYS, *sorted(raw)) if key in raw})  # path first
     return repos
 
 
