@@ -117,7 +117,7 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
     standalone, log = launch(env, home)
     try:
         api = Api(port)
-        client, get = api.client, api.get
+        client = api.client
         wait_for("every component to report healthy", api.healthy, 90, standalone, log)
         log_in_as_admin(api, home, standalone, log)
         wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
