@@ -21,6 +21,10 @@ Exposure: the umask is 077 (everything Airflow creates is private to you), the m
 ``Password for user ...`` line the api-server prints on first start is replaced by the password
 file's path. Component output is passed through with a ``name |`` prefix.
 
+The run note's connection: unless ``AIRFLOW_CONN_CLONE_AIRFLOW_API`` is set already, the admin password
+is chosen here (kept in the password file, which the api-server then uses as it is) and every component
+gets ``AIRFLOW_CONN_CLONE_AIRFLOW_API`` for it, so tasks set run notes through the documented connection.
+
 Stopping: on the first SIGINT/SIGTERM/SIGHUP each component gets exactly one SIGINT (for the
 triggerer, its children: interrupting the triggerer itself makes it sleep out a 10 s escalation; its
 error line for the runner that then exits is relabelled as the expected stop it is);
@@ -34,8 +38,10 @@ Usage, with ``include/scripts/airflow_env.sh`` sourced (``make up`` does this)::
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -113,6 +119,31 @@ def components(airflow: str) -> list[Component]:
         Component("worker-logs", [sys.executable, "-c", _LOG_SERVER, worker_logs]),
         Component("trigger-logs", [sys.executable, "-c", _LOG_SERVER, trigger_logs]),
     ]
+
+
+def api_connection(password_file: Path, host: str, port: int) -> None:
+    """Export ``AIRFLOW_CONN_CLONE_AIRFLOW_API`` (the run note's connection) for the local admin, choosing
+    the admin password first when the password file has none; a connection set already wins."""
+    if os.environ.get("AIRFLOW_CONN_CLONE_AIRFLOW_API"):
+        return
+    try:
+        users = json.loads(password_file.read_text(encoding="utf-8") or "{}")
+    except FileNotFoundError:
+        users = {}
+    except ValueError as e:
+        raise SystemExit(f"error: {password_file} is not JSON ({e}); fix or delete it") from None
+    if not isinstance(users, dict):
+        raise SystemExit(f"error: {password_file} must hold a JSON object of user: password")
+    if not users.get("admin"):
+        users["admin"] = secrets.token_urlsafe(12)
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(users) + "\n")
+        say(f"the admin password is in {password_file}")
+    api_host = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
+    os.environ["AIRFLOW_CONN_CLONE_AIRFLOW_API"] = json.dumps({
+        "conn_type": "http", "host": f"http://{api_host}:{port}", "login": "admin", "password": users["admin"]})
 
 
 def make_private(home: Path) -> None:
@@ -207,6 +238,8 @@ def supervise() -> int:
     password_file = os.environ.get("CLONE_ADMIN_PASSWORD_FILE",
                                    str(home / "simple_auth_manager_passwords.json.generated"))
     os.umask(0o077)
+    api_connection(Path(os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or password_file),
+                   host, port)
     make_private(home)
 
     stop_requests: list[float] = []

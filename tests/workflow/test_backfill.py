@@ -5,7 +5,7 @@ running, DAG unpaused) makes one run per day, each labelled with its logical dat
 as it is now, respecting the per-repo lease, and ``--max-active-runs 1`` makes them run one after another
 (a backfill ignores the DAG's own ``max_active_runs``).
 README, "The run summary": ``summary`` sets its table as the run's note through the public REST API with
-the standalone's generated admin password.
+the connection `clone_airflow_api` that `make up` defines for its admin (no password file is read).
 
 A throwaway AIRFLOW_HOME (as in ``tests/triggers/test_triggerer.py``) runs ``airflow standalone`` with a temporary
 dags folder holding a copy of ``dags/clone_fleet.py`` and the project's ``plugins/``. The fleet is one real
@@ -97,7 +97,7 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
     env = standalone_env(home, dags, port, {
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # see the module docstring
-        # No SIMPLE_AUTH_MANAGER_ALL_ADMINS: the summary must log in with the generated admin password.
+        # No SIMPLE_AUTH_MANAGER_ALL_ADMINS: the summary must log in through clone_airflow_api (make up sets it).
         "AIRFLOW_CONN_GITHUB_DEFAULT": json.dumps({"conn_type": "github", "password": "ghp_unused"}),
     })
     env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
@@ -117,7 +117,7 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
     standalone, log = launch(env, home)
     try:
         api = Api(port)
-        client, get = api.client, api.get
+        client = api.client
         wait_for("every component to report healthy", api.healthy, 90, standalone, log)
         log_in_as_admin(api, home, standalone, log)
         wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 60, standalone, log)
@@ -183,7 +183,7 @@ def test_backfill_runs_each_day_one_after_another_and_notes_the_summary(tmp_path
     assert [when(r[2]).date() for r in runs] == days, story()
     assert [r[3] for r in runs] == ["success", "success"], story()
 
-    # The summary put its table on each run as the note, through the REST API and the generated password.
+    # The summary put its table on each run as the note, through the REST API and clone_airflow_api.
     for run_id in run_ids:
         assert notes[run_id] and NOTE_HEADER in notes[run_id], (
             f"{run_id}: note {notes[run_id]!r}; summary log:\n" + "\n".join(summary_logs[run_id][-40:]))

@@ -81,17 +81,24 @@ def test_note_is_set_through_the_public_api(tmp_path, monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        # A password file is never read, even where it would be right: only the documented connection is.
         (tmp_path / "simple_auth_manager_passwords.json.generated").write_text('{"admin": "pw"}')
         monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-        monkeypatch.setenv("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{server.server_port}")
-        monkeypatch.setattr("clone.workflow.run_note._connection_credentials", lambda: None)
+        monkeypatch.delenv("AIRFLOW_CONN_CLONE_AIRFLOW_API", raising=False)
+        assert "no API credentials" in set_run_note("clone_fleet", "r", "x")
+        assert seen == []
+
+        def connection(password: str) -> None:
+            monkeypatch.setenv("AIRFLOW_CONN_CLONE_AIRFLOW_API", json.dumps({
+                "conn_type": "http", "host": f"http://127.0.0.1:{server.server_port}", "login": "admin",
+                "password": password}))
+
+        connection("pw")
         assert set_run_note("clone_fleet", "manual__2026-11-24T10:00:00+00:00", "| a | ok |") is None
         assert seen == [("/api/v2/dags/clone_fleet/dagRuns/manual__2026-11-24T10%3A00%3A00%2B00%3A00",
                          "Bearer jwt", {"note": "| a | ok |"})]
-        (tmp_path / "simple_auth_manager_passwords.json.generated").write_text('{"admin": "wrong"}')
+        connection("wrong")
         assert "answered 401" in set_run_note("clone_fleet", "r", "x")
-        (tmp_path / "simple_auth_manager_passwords.json.generated").unlink()
-        assert "no API credentials" in set_run_note("clone_fleet", "r", "x")
     finally:
         server.shutdown()
 

@@ -18,6 +18,7 @@ from clone.config.settings import Settings
 from clone.fleet.discover import discover
 from clone.fleet.remote_url import github_slug_from_url
 from clone.fleet.repos_file import RepoEntry, load_fleet, merge_discovered
+from clone.state import kept
 from clone.github.listing import Listing, ListedRepo, github_client, list_active
 from clone.util.git import Git
 
@@ -64,8 +65,9 @@ def run_fleet(settings: Settings) -> tuple[list[RepoEntry], list[str], Listing |
         found = discover(settings.code_root, settings.active_days)
         log.info("discover: %d checkout(s) under %s with a commit in the last %d day(s)",
                  len(found), settings.code_root, settings.active_days)
+        where = f"Variable {kept.DISCOVERED}" if kept.use_variables(settings.repos_file) else settings.repos_file
         for path in merge_discovered(settings.repos_file, [c.path for c in found]):
-            log.info("discover: added %s to %s", path, settings.repos_file)
+            log.info("discover: added %s to %s", path, where)
     else:
         log.info("discover: not scanning %s (CLONE_DISCOVER_LOCAL=0)", settings.code_root)
     entries, problems = load_fleet(settings.repos_file)

@@ -29,6 +29,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from clone.state import kept, store
 from clone.util import yamlio
 from clone.util.git import redact_url
 from clone.errors import ConfigError
@@ -89,17 +90,42 @@ def load_fleet(path: Path) -> tuple[list[RepoEntry], list[str]]:
     """Read repos.yaml: the valid entries and one message per invalid entry.
 
     A file that is missing is an empty fleet; a file that does not parse, or whose top level
-    is wrong, raises ConfigError (there is nothing valid to go on).
+    is wrong, raises ConfigError (there is nothing valid to go on). Inside a task the entries kept in
+    Variables (:mod:`clone.state.kept`) join them; the file's entries win.
     """
-    return validate_entries(_entries_of(yamlio.load_document(path), path), path)
+    entries, problems = validate_entries(file_entries(path), path)
+    if store.in_task():
+        from clone.fleet import kept_fleet
+        return kept_fleet.merged(entries, problems)
+    return entries, problems
+
+
+def file_entries(path: Path) -> list[Any]:
+    """The raw entries of repos.yaml as the file holds them."""
+    return _entries_of(yamlio.load_document(path), path)
+
+
+def unique_name(checkout: Path, known_names: set[str]) -> str:
+    """The checkout's directory name; when another entry has it, prefixed with the parent's (and numbered)."""
+    name = derive_name(checkout)
+    if name in known_names:
+        name = f"{derive_name(checkout.parent)}-{name}"[:100]
+        suffix = 2
+        while name in known_names:
+            name, suffix = f"{name[:95]}-{suffix}", suffix + 1
+    return name
 
 
 def merge_discovered(path: Path, discovered: Iterable[Path]) -> list[str]:
     """Add discovered checkouts missing from repos.yaml; keep every entry and key already there.
 
-    Runs under the file lock on a fresh read. Returns the paths it added.
+    Runs under the file lock on a fresh read. Returns the paths it added. Where the file cannot be
+    written (:mod:`clone.state.kept`) they are kept in the Variable ``clone.fleet.discovered`` instead.
     """
     discovered = [Path(p) for p in discovered]
+    if kept.use_variables(path):
+        from clone.fleet import kept_fleet
+        return kept_fleet.merge_discovered(path, discovered)
 
     def mutate(document: Any) -> list[str]:
         entries = _entries_of(document, path)
@@ -118,13 +144,8 @@ def merge_discovered(path: Path, discovered: Iterable[Path]) -> list[str]:
             if real in known_paths:
                 continue
             item = CommentedMap(path=str(checkout))
-            name = derive_name(checkout)
-            if name in known_names:
-                # Two checkouts share a directory name: disambiguate with the parent's.
-                name = f"{derive_name(checkout.parent)}-{name}"[:100]
-                suffix = 2
-                while name in known_names:
-                    name, suffix = f"{name[:95]}-{suffix}", suffix + 1
+            name = unique_name(checkout, known_names)
+            if name != derive_name(checkout):
                 item["name"] = name
             document["repos"].append(item)
             known_paths.add(real)
@@ -141,8 +162,12 @@ def enrol_repo(path: Path, checkout: Path, name: str, *, github: str | None = No
 
     Runs under the file lock on a fresh read; every entry, key and comment already there is kept.
     Returns True when the entry was added, False when the checkout was already enrolled. Raises
-    ConfigError when another checkout already uses ``name``.
+    ConfigError when another checkout already uses ``name``. Where the file cannot be written
+    (:mod:`clone.state.kept`) the entry is kept in the Variable ``clone.fleet.enrolled.<name>``.
     """
+    if kept.use_variables(path):
+        from clone.fleet import kept_fleet
+        return kept_fleet.enrol(path, checkout, name, github=github, branch=branch)
     real = str(Path(checkout).resolve())
 
     def mutate(document: Any) -> bool:

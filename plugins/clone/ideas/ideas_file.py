@@ -10,10 +10,10 @@ Format (the bash version's JSON entries are valid YAML and load unchanged)::
         repo_name: tiny-cli           # the directory under CLONE_CODE_ROOT and the GitHub repo name
         # written by the orchestrator: last_error, repo_path, github, retry_at and *_at timestamps
 
-One bad entry never stops the others: :func:`load_ideas` returns the good ideas and one message
-per bad entry, naming the file and the idea. Every change goes through :func:`update_idea`: under
-the file's lock, on a fresh read, touching only the keys it sets, so a person editing the file at
-the same time loses nothing and comments and key order survive.
+One bad entry never stops the others: :func:`load_ideas` returns the good ideas and one message per bad
+entry, naming the file and the idea. Every change goes through :func:`update_idea`: under the file's lock,
+on a fresh read, touching only the keys it sets, so a concurrent edit loses nothing and comments and key
+order survive; where the file cannot be written, in Variables instead (:mod:`clone.state.kept`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
-from ruamel.yaml.tokens import CommentToken
 
+from clone.state import kept, store
 from clone.util import yamlio
 from clone.errors import ConfigError
 from clone.fleet.repos_file import GITHUB_SLUG
@@ -56,13 +56,11 @@ class Idea:
     last_error: str | None = None
     retry_at: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly view, for logs and XCom."""
+    def to_dict(self) -> dict[str, Any]:  # a JSON-friendly view, for logs and XCom
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Idea:
-        """The inverse of :meth:`to_dict` (unknown keys ignored)."""
+    def from_dict(cls, data: Mapping[str, Any]) -> Idea:  # the inverse of to_dict (unknown keys ignored)
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
     def due(self, now: dt.datetime | None = None) -> bool:
@@ -192,10 +190,15 @@ def validate_entries(raw_entries: Iterable[Any], source: Path) -> tuple[list[Ide
 def load_ideas(path: Path) -> tuple[list[Idea], list[str]]:
     """Read ideas.yaml: the valid ideas and one message per invalid entry.
 
-    A missing file holds no ideas; a file that does not parse, or whose top level is wrong,
-    raises ConfigError.
+    A missing file holds no ideas; a file that does not parse, or whose top level is wrong, raises
+    ConfigError. Inside a task what is kept in Variables applies (:mod:`clone.ideas.kept_ideas`).
     """
-    return validate_entries(_entries_of(yamlio.load_document(path), path), path)
+    entries, kept_problems = _entries_of(yamlio.load_document(path), path), []
+    if store.in_task():
+        from clone.ideas import kept_ideas
+        entries, kept_problems = kept_ideas.overlay(entries)
+    ideas, problems = validate_entries(entries, path)
+    return ideas, kept_problems + problems
 
 
 def get_idea(path: Path, idea_id: str) -> Idea:
@@ -215,27 +218,6 @@ def _scalar(flow: bool, value: Any) -> Any:
     return DoubleQuotedScalarString(value) if flow and isinstance(value, str) else value
 
 
-def _keep_trailing_comment(entry: CommentedMap, old_last: Any) -> None:
-    """Comment lines after an entry's last key (say, a heading for the next idea) stay after the entry.
-
-    ruamel attaches them to that key, so keys appended after it would land below them.
-    """
-    item = entry.ca.items.get(old_last)
-    new_last = next(reversed(entry), None)
-    if new_last == old_last or not item or len(item) < 3 or item[2] is None:
-        return
-    token = item[2]
-    eol, _, following = token.value.partition("\n")
-    if not following:
-        return
-    if eol:
-        token.value = eol + "\n"  # the key's own end-of-line comment stays where it is
-    else:
-        item[2] = None
-    entry.ca.items.setdefault(new_last, [None, None, None, None])[2] = CommentToken("\n" + following,
-                                                                                   token.start_mark)
-
-
 def update_idea(path: Path, idea_id: str, changes: Mapping[str, Any],
                 check: Callable[[list[Idea]], None] | None = None) -> Idea:
     """Apply ``changes`` to the idea ``idea_id`` under the lock, on a fresh read; return the idea.
@@ -245,6 +227,9 @@ def update_idea(path: Path, idea_id: str, changes: Mapping[str, Any],
     kept. ``check`` gets the other valid ideas first, under the same lock, and may raise to stop
     the change. ConfigError when the idea is no longer in the file, or no longer unique.
     """
+    if kept.use_variables(path):
+        from clone.ideas import kept_ideas
+        return kept_ideas.update(path, idea_id, changes, check)
 
     def mutate(document: Any) -> Idea:
         entries = _entries_of(document, path)
@@ -268,7 +253,7 @@ def update_idea(path: Path, idea_id: str, changes: Mapping[str, Any],
             else:
                 raw[_scalar(flow, key)] = _scalar(flow, value)
         if isinstance(raw, CommentedMap) and not flow:
-            _keep_trailing_comment(raw, last_key)
+            yamlio.keep_trailing_comment(raw, last_key)
         return _validate(raw, _where(path, index, raw))
 
     return yamlio.update_document(path, mutate, empty=lambda: CommentedMap(ideas=CommentedSeq()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,9 @@ def key(*parts: str) -> str:
 
 def in_task() -> bool:
     """Whether this process is an Airflow task that can reach the metadata database's Variables."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-    except ImportError:
-        return False
+    # Not imported here: importing the task runner sets up Airflow's logging (on stdout) in a plain script;
+    # inside a task it is loaded already.
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
     return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.tokens import CommentToken
 
 from clone.errors import ConfigError
 
@@ -235,3 +236,24 @@ def _is_json_text(text: str) -> bool:
 
 def _dump_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def keep_trailing_comment(entry: Any, old_last: Any) -> None:
+    """Comment lines after an entry's last key (say, a heading for the next idea) stay after the entry.
+
+    ruamel attaches them to that key, so keys appended after it would land below them.
+    """
+    item = entry.ca.items.get(old_last)
+    new_last = next(reversed(entry), None)
+    if new_last == old_last or not item or len(item) < 3 or item[2] is None:
+        return
+    token = item[2]
+    eol, _, following = token.value.partition("\n")
+    if not following:
+        return
+    if eol:
+        token.value = eol + "\n"  # the key's own end-of-line comment stays where it is
+    else:
+        item[2] = None
+    entry.ca.items.setdefault(new_last, [None, None, None, None])[2] = CommentToken("\n" + following,
+                                                                                   token.start_mark)

@@ -14,7 +14,7 @@ from clone.config.params import run_settings
 from clone.config.settings import Settings
 from clone.errors import CloneError, ConfigError
 from clone.operators.ci import xcom_dict
-from clone.state import incident_log, lease, lease_store
+from clone.state import incident_log, kept, lease, lease_store
 from clone.fleet.repos_file import RepoEntry
 from clone.work.workspace import remote_url_of
 from clone.work.chain import ChainResult, ChainResultError
@@ -126,7 +126,8 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
                           budget_tokens=settings.max_tokens_per_run, paused=fleet_paused())
     ti.xcom_push(key=RECORD_KEY, value=record)  # what the Clone fleet page reads
     notify_fleet_run(ti, record, RECORD_KEY)
-    table = headline(rows) + "\n\n" + render_table(rows, notes)
+    kept_line = kept.note_line(kept.kept_names())  # first, so the note's 1,000-character cut never drops it
+    table = headline(rows) + (f"\n{kept_line}" if kept_line else "") + "\n\n" + render_table(rows, notes)
     log.info("run summary:\n%s", table)
     why_not = set_run_note(ti.dag_id, ti.run_id, table)
     if why_not:

@@ -19,6 +19,8 @@ from clone.workflow.controls import skip_if_paused
 from clone.workflow.dag_factory import DAG_DEFAULTS
 from clone.errors import CloneError
 from clone.notify.send import notify_ideas_run
+from clone.state import kept
+from clone.workflow.run_note import set_run_note
 from clone.ideas.ideas_file import BLOCKED, STATUSES, Idea, load_ideas
 from clone.operators.ci import REPO_LABEL, label
 from clone.config.settings import AGENT_POOL, Settings, load_settings, schedule_from_env
@@ -135,14 +137,22 @@ def summary(worked: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [item["id"] for item in worked or []]
     found, _ = load_ideas(settings.ideas_file) if ids else ([], [])
     rows = [idea for idea in found if idea.id in ids]
-    log.info("ideas summary:\n%s", render_rows(rows))
     ti = get_current_context()["ti"]
+    note = render_rows(rows)
+    kept_line = kept.note_line(kept.kept_names())
+    if kept_line:
+        note = f"{kept_line}\n\n{note}"
+    log.info("ideas summary:\n%s", note)
+    why_not = set_run_note(ti.dag_id, ti.run_id, note)
+    if why_not:
+        log.warning("the summary was not set as the DAG run's note: %s", why_not)
     ti.xcom_push(key=IDEAS_KEY, value=[idea.to_dict() for idea in rows])  # for the Clone fleet page
     notify_ideas_run(ti, [idea.to_dict() for idea in rows])
     blocked = [idea.id for idea in rows if idea.status == BLOCKED]
     if blocked:
         raise CloneError(f"{len(blocked)} of {len(rows)} idea(s) BLOCKED: {', '.join(blocked)} "
-                         f"(last_error in {settings.ideas_file} says why)")
+                         f"(last_error in {settings.ideas_file}"
+                         f"{' or its Variable clone.ideas.<id>' if kept_line else ''} says why)")
     return [idea.to_dict() for idea in rows]
 
 

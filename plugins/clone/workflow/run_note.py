@@ -3,20 +3,17 @@
 The Task SDK can neither edit a run's note nor read why a task instance was skipped (the skip
 message is only in the task's log), so both go through Airflow's public REST API: ``POST /auth/token``,
 then ``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}`` for the note, and the task instances and their
-logs for the skip messages. Credentials come from the Airflow connection ``clone_airflow_api``
-(host = the API's base URL, login, password) or, on a local ``airflow standalone`` (``make up``),
-from its generated admin password file. Best effort: when neither is available, or the API refuses,
-the summary stays in the log and the reason is logged.
+logs for the skip messages. Credentials come only from the Airflow connection ``clone_airflow_api``
+(host = the API's base URL, login, password; README: "The run summary"); ``make up`` defines it for the
+local admin. No password file is ever read. Best effort: when the connection is missing, or the API
+refuses, the summary stays in the log and the reason is logged.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 from collections.abc import Collection, Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -34,37 +31,20 @@ class ApiUnavailable(Exception):
     """The public API cannot be used from here; the message says why."""
 
 
-def _connection_credentials() -> tuple[str, str, str] | None:
+def _credentials() -> tuple[str, str, str] | None:
+    """(base URL, user, password) from the connection ``clone_airflow_api``, or None."""
     from airflow.sdk import BaseHook
 
     try:
         conn = BaseHook.get_connection(API_CONN_ID)
-        if conn.host and conn.login:
-            base = conn.host if "://" in conn.host else f"http://{conn.host}"
-            if conn.port:
-                base = f"{base.rstrip('/')}:{conn.port}"
-            return base.rstrip("/"), conn.login, conn.password or ""
     except Exception:  # noqa: BLE001 - a missing connection is the normal case
-        pass
-    return None
-
-
-def _credentials() -> tuple[str, str, str] | None:
-    """(base URL, user, password) for the public API, or None."""
-    found = _connection_credentials()
-    if found:
-        return found
-    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
-    passwords = home / "simple_auth_manager_passwords.json.generated"
-    try:
-        users = json.loads(passwords.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
         return None
-    if not isinstance(users, dict) or not users:
+    if not (conn.host and conn.login):
         return None
-    user = "admin" if "admin" in users else sorted(users)[0]
-    base = os.environ.get("AIRFLOW__API__BASE_URL") or f"http://localhost:{os.environ.get('AIRFLOW__API__PORT', '8080')}"
-    return base.rstrip("/"), user, str(users[user])
+    base = conn.host if "://" in conn.host else f"http://{conn.host}"
+    if conn.port:
+        base = f"{base.rstrip('/')}:{conn.port}"
+    return base.rstrip("/"), conn.login, conn.password or ""
 
 
 def fit_note(text: str, limit: int = NOTE_MAX_CHARS) -> str:
