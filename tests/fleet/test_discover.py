@@ -26,7 +26,7 @@ def test_discovery_cases(tmp_path):
     root = tmp_path / "code"
     active = make(root / "active")
     make(root / "stale", date=OLD)
-    deep = make(root / "group" / "sub" / "deep")
+    make(root / "group" / "sub" / "deep")
     make(active / "vendor" / "nested")  # inside a checkout: not a fleet member
     bare = root / "bare.git"
     bare.mkdir()

@@ -15,7 +15,6 @@ its PID namespace taking the sleeper along) before run 2 starts.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil

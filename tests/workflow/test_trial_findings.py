@@ -13,7 +13,6 @@ The fleet: ``app`` (a real repo with a local bare remote, no ``github:`` mapping
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
