@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, TriggerRule
@@ -29,7 +28,7 @@ from clone.util.git import Git
 from clone.workflow.controls import skip_if_paused
 from clone.work.autofix import FixFailed, fix_ci
 from clone.work.push import commit_and_push, push_branch, record_incident
-from clone.work.workspace import identity
+from clone.work.workspace import workspace_git
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +196,7 @@ class CloneAutofixOperator(ChainInput, CIWatchMixin, BaseOperator):
     def _workspace(self, settings: Settings, sha: str) -> Git:
         """The pass's workspace, checked out at ``sha`` (a commit this chain pushed)."""
         result = self.chain
-        ws = Git(Path(result.workdir), identity(settings))
+        ws = workspace_git(settings, result.repo, result.workdir)
         ws.fetch("origin", f"+refs/heads/{result.remote_branch}:refs/remotes/origin/{result.remote_branch}")
         if ws.rev(sha) is None:
             raise CloneError(f"{result.repo}: commit {sha} is not in the workspace {ws.path}")

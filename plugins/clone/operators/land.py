@@ -11,7 +11,6 @@ pr: update the pull request's body with the CI result and, with CLONE_PR_AUTOMER
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, TriggerRule
@@ -25,11 +24,10 @@ from clone.fleet.repos_file import RepoEntry
 from clone.github import pulls
 from clone.memory import docs as memory
 from clone.operators.ci import REPO_LABEL, ChainInput, CIWatchMixin, final_failures, label, log_ci_event, xcom_dict
-from clone.util.git import Git
 from clone.work.chain import ChainResult
 from clone.work.push import record_incident
 from clone.work.session import checks_for
-from clone.work.workspace import identity
+from clone.work.workspace import workspace_git
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +106,7 @@ class CloneLandOperator(ChainInput, CIWatchMixin, BaseOperator):
     # ------------------------------------------------------------------------------------------
     def _land(self, settings: Settings, context: Any, result: ChainResult, sha: str, work: str,
               attempt: int) -> dict[str, Any]:
-        ws = Git(Path(result.workdir), identity(settings))
+        ws = workspace_git(settings, result.repo, result.workdir)
         target = result.branch
         pushed = ws.run("push", "--porcelain", "origin", f"{sha}:refs/heads/{target}", check=False, timeout=600)
         if pushed.ok:

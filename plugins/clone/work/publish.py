@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 from clone.config.settings import Settings
 from clone.errors import ConfigError, PushConflict
 from clone.github import pulls
-from clone.util.git import Git
 from clone.work.chain import ChainResult
 from clone.work.push import push_branch, record_push_conflict
-from clone.work.workspace import identity
+from clone.work.workspace import workspace_git
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ def push_chain(settings: Settings, result: ChainResult, run_id: str) -> ChainRes
     if mode != "direct" and not result.github:
         raise ConfigError(f"{repo}: push_mode {mode} needs GitHub CI ('github: owner/name' in repos.yaml); "
                           "without it nothing could say the work is green")
-    ws = Git(Path(result.workdir), identity(settings))
+    ws = workspace_git(settings, result.repo, result.workdir)
     target = result.branch if mode == "direct" else work_branch(repo, run_id)
     try:
         sha = push_branch(ws, target)

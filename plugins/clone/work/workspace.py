@@ -16,10 +16,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from clone.errors import GitError
+from clone.errors import ConfigError, GitError
 from clone.fleet.remote_url import github_slug_from_url  # noqa: F401 - also imported from here
 from clone.fleet.repos_file import RepoEntry
+from clone.util import git_auth
 from clone.util.git import Git, Identity, redact_url
+from clone.util.git_auth import GitAuth
 from clone.config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,30 @@ class Workspace:
         return dataclasses.asdict(self)
 
     def git(self, settings: Settings) -> Git:
-        return Git(Path(self.workdir), identity(settings))
+        return workspace_git(settings, self.repo, self.workdir)
+
+
+def auth_for(entry: RepoEntry, settings: Settings, url: str | None) -> GitAuth:
+    """The scoped credential of ``entry``'s remote (:mod:`clone.util.git_auth`)."""
+    return git_auth.for_remote(url, entry_name=entry.name, deploy_key=entry.deploy_key,
+                               conn_id=settings.github_conn_id)
+
+
+def workspace_git(settings: Settings, repo: str, workdir: str | Path) -> Git:
+    """The Git of a pass's workspace, its network commands with the repo's scoped credential: its
+    ``deploy_key:`` from repos.yaml, its remote the workspace's ``origin`` (which :func:`prepare` set)."""
+    from clone.fleet.repos_file import load_fleet
+
+    try:
+        entries, _ = load_fleet(settings.repos_file)
+    except ConfigError as e:
+        log.warning("workspace: %s; %s pushes without a deploy key", e, repo)
+        entries = []
+    entry = next((e for e in entries if e.name == repo), None)
+    ws = Git(Path(workdir), identity(settings))
+    ws.auth = git_auth.for_remote(ws.remote_url("origin"), entry_name=repo, conn_id=settings.github_conn_id,
+                                  deploy_key=entry.deploy_key if entry else None)
+    return ws
 
 
 def identity(settings: Settings) -> Identity:
@@ -75,13 +100,14 @@ def prepare(entry: RepoEntry, settings: Settings) -> Workspace:
     workdir = workdir_for(settings, entry.name)
     if workdir.exists() and not Git(workdir).is_repo():
         raise GitError(f"workspace {workdir} exists but is not a git repository; move it away and retry")
+    auth = auth_for(entry, settings, remote_url)
     if workdir.exists():
-        ws = Git(workdir, identity(settings))
+        ws = Git(workdir, identity(settings), auth)
         if ws.remote_url("origin") != source:
             ws.run("remote", "set-url", "--", "origin", source)
     else:
         log.info("workspace: cloning %s into %s", redact_url(source), workdir)
-        ws = Git.clone(source, workdir, identity(settings))
+        ws = Git.clone(source, workdir, identity(settings), auth)
     ws.fetch("origin", "+refs/heads/*:refs/remotes/origin/*")
     branch = entry.branch or ws.remote_default_branch("origin") or "main"
     base = ws.rev(f"origin/{branch}")
