@@ -1,6 +1,7 @@
 """A real git smart-HTTP server for tests: ``git http-backend`` (CGI) behind Basic auth, on a free loopback port.
 
-Every request must carry ``Authorization: Basic`` with the password :attr:`GitHttpServer.token` (the user name
+Every request must carry ``Authorization: Basic`` with the password :attr:`GitHttpServer.token` (a string, or a
+callable giving the valid one or a list of valid ones, such as the installation tokens a fake GitHub issued; the user name
 is not checked, as GitHub's ``x-access-token``); others get 401 with ``WWW-Authenticate``, which is what makes
 git ask its credential helper. ``on_receive_pack`` is called (with no lock held) while a push's pack upload
 is being served, before git http-backend reads it: the push is in flight, its git processes are alive.
@@ -84,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
 class GitHttpServer:
     """Serves the bare repositories under ``root`` at ``http://127.0.0.1:<port>/<name>.git``."""
 
-    def __init__(self, root: Path, token: str | Callable[[], str], on_receive_pack: Callable[[], None] | None = None):
+    def __init__(self, root: Path, token: str | Callable[[], str | list[str]], on_receive_pack: Callable[[], None] | None = None):
         self.root, self.token, self.on_receive_pack = Path(root), token, on_receive_pack
         self.log: list[tuple[str, str, bool]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -103,7 +104,8 @@ class GitHttpServer:
         except ValueError:
             return None
         expected = self.token() if callable(self.token) else self.token
-        return user if password == expected else None
+        valid = password in expected if isinstance(expected, list | tuple | set) else password == expected
+        return user if valid and password else None
 
     def close(self) -> None:
         self._server.shutdown()

@@ -661,12 +661,13 @@ class FakeGitHub:
         scheme, _, value = req.headers.get("authorization", "").partition(" ")
         if re.fullmatch(r"/app/installations/\d+/access_tokens/?", req.path):
             return scheme.lower() == "bearer" and self._valid_app_jwt(value.strip())
-        return scheme.lower() in ("token", "bearer") and value.strip() == self.token
+        return scheme.lower() in ("token", "bearer") and (value.strip() == self.token or value.strip() in
+                                                          getattr(self, "app_tokens_issued", ()))
 
     # --------------------------------------------------------------------------------- GitHub App
     def enable_app(self, app_id: int, public_key_pem: str, installation_id: int, lifetime: int = 3600) -> None:
         """Accept RS256 JWTs of ``app_id`` signed by the key whose public half is ``public_key_pem``; an
-        installation token it grants for ``installation_id`` becomes the token the fake accepts."""
+        installation token it grants for ``installation_id`` is accepted (as ``token``) until the fake closes."""
         self.app = {"id": app_id, "key": public_key_pem, "installation": installation_id, "lifetime": lifetime}
         self.app_tokens_issued: list[str] = []
         self.app_jwts_rejected = 0
@@ -691,7 +692,6 @@ class FakeGitHub:
         if int(installation) != self.app["installation"]:
             raise _not_found()
         token = "ghs_" + secrets.token_hex(18)
-        self.token = token  # the fake now accepts the installation token (and no longer the old one)
         self.app_tokens_issued.append(token)
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.app["lifetime"]))
         return _Resp(201, {"token": token, "expires_at": expires, "permissions": {"contents": "write"},

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -44,7 +45,7 @@ def scan(secrets: list[bytes], roots: list[Path], skip_pids: set[int]) -> tuple[
 class HeldPush:
     """A pre-receive hook in ``bare`` that waits until :meth:`scan_then_release` ran (at most 30 s)."""
 
-    def __init__(self, bare: Path, marks: Path, secrets: list[bytes], roots: list[Path]):
+    def __init__(self, bare: Path, marks: Path, secrets: list[bytes] | Callable[[], list[bytes]], roots: list[Path]):
         self.mark, self.go = marks / "in-push", marks / "go"
         marks.mkdir(parents=True, exist_ok=True)
         hook = bare / "hooks" / "pre-receive"
@@ -62,7 +63,9 @@ class HeldPush:
         deadline = time.monotonic() + 60
         while not self.mark.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.hits, self.git_processes = scan(self.secrets, self.roots, {os.getpid()})
+        found = self.secrets() if callable(self.secrets) else self.secrets
+        self.searched = len(found)
+        self.hits, self.git_processes = scan(found, self.roots, {os.getpid()})
         self.agents_mid_push = agents()
         self.go.touch()
 
