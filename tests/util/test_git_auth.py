@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_token_push_over_http_backend_leaks_nowhere(home, monkeypatch):
     FIGURES["token leaks"] = len(held.hits)
     # the scan can fail: a token in a file, an argv and an environment is found in each
     (home / "tmp" / "planted").write_text(token)
-    planted = subprocess.Popen(["sh", "-c", "sleep 30", "sh", token], env={"T": token})
+    planted = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", token], env={"T": token})
     try:
         hits, _ = scan([token.encode()], [home / "tmp"], {os.getpid()})
     finally:
@@ -210,3 +211,16 @@ def test_knobs_and_entries_are_checked(home, monkeypatch, tmp_path):
     assert git_auth.kind_of("git@github.com:o/r.git") == ("ssh", "github.com")
     assert git_auth.kind_of("/srv/r.git") == ("other", None)
     assert git_auth.web_host("https://api.github.com") == "github.com"
+
+
+def test_without_a_connection_your_own_helper_pushes(home, monkeypatch):
+    token = "ghp_" + secrets.token_hex(20)
+    _bare(home)
+    monkeypatch.delenv("AIRFLOW_CONN_GITHUB_DEFAULT", raising=False)
+    (home / "user.gitconfig").write_text(f'[credential]\n\thelper = "!f() {{ echo username=u; echo password={token}; }}; f"\n')
+    monkeypatch.setenv("CLONE_GIT_CONFIG", str(home / "user.gitconfig"))
+    with GitHttpServer(home / "remotes", token) as server:
+        _clone_commit_push(f"{server.url}/widget.git", home)  # auto: no connection, so your helper answers
+        monkeypatch.setenv("CLONE_GIT_AUTH", "token")
+        with pytest.raises(GitError, match="CLONE_GIT_AUTH=token but the GitHub connection has no token"):
+            _clone_commit_push(f"{server.url}/widget.git", home, "strict")

@@ -124,7 +124,7 @@ def _run(args, cwd: Path, env: Mapping[str, str], timeout: float, stdin: str | N
     if auth is None or not auth.applies(args):
         return runner.run(("git", *_ALWAYS, *args), cwd=cwd, env=env, timeout=timeout, stdin=stdin, check=check,
                           error_class=error_class)
-    with auth.session() as extra:
+    with auth.session(timeout) as extra:
         merged = {**env, **{k: v for k, v in extra.env.items() if v is not None}}
         for key in [k for k, v in extra.env.items() if v is None]:
             merged.pop(key, None)

@@ -105,13 +105,13 @@ class GitAuth:
         return self.mode != "own" and subcommand(args) in NETWORK
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Extra]:
-        """The credential of one network command, set up before it and torn down after it."""
+    def session(self, timeout: float = 600.0) -> Iterator[Extra]:
+        """The credential of one network command (at most ``timeout`` s), set up before it, torn down after."""
         kind, host = kind_of(self.url)
         if self.mode == "own":
             yield Extra()
         elif kind == "ssh" and self.deploy_key is not None:
-            with ssh_agent_session(self.deploy_key(), self.known_hosts) as extra:
+            with ssh_agent_session(self.deploy_key(), self.known_hosts, int(timeout) + 60) as extra:
                 yield extra
         elif kind in ("https", "http") and self.token is not None:
             with self._token_session(kind, host) as extra:
@@ -168,8 +168,9 @@ def _tool_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def ssh_agent_session(private_key: str, known_hosts: str | None) -> Iterator[Extra]:
-    """A private ssh-agent holding ``private_key`` (added from stdin), for one command; killed afterwards."""
+def ssh_agent_session(private_key: str, known_hosts: str | None, lifetime: int = 660) -> Iterator[Extra]:
+    """A private ssh-agent holding ``private_key`` (added from stdin), for one command; killed afterwards.
+    The key's ``lifetime`` (seconds) bounds it even if this worker is SIGKILLed before it can kill the agent."""
     from clone.util import runner
 
     folder = Path(tempfile.mkdtemp(prefix="clone-ssh-"))  # mode 0700
@@ -183,8 +184,8 @@ def ssh_agent_session(private_key: str, known_hosts: str | None) -> Iterator[Ext
             raise GitError(f"ssh-agent did not say its pid: {started.tail(5)}")
         pid = int(found.group(1))
         env = {**_tool_env(), "SSH_AUTH_SOCK": str(sock)}
-        added = runner.run(("ssh-add", "-q", "-t", "3600", "-"), cwd=folder, env=env, stdin=private_key.strip() + "\n",
-                           timeout=AGENT_TIMEOUT, check=False)
+        added = runner.run(("ssh-add", "-q", "-t", str(lifetime), "-"), cwd=folder, env=env,
+                           stdin=private_key.strip() + "\n", timeout=AGENT_TIMEOUT, check=False)
         if not added.ok:
             raise GitError(f"ssh-add refused the deploy key: {added.tail(3)}")
         public = runner.run(("ssh-add", "-L"), cwd=folder, env=env, timeout=AGENT_TIMEOUT, error_class=GitError)
@@ -251,9 +252,17 @@ def deploy_key_of(conn_id: str, entry_name: str) -> str:
 
 
 def github_token(conn_id: str) -> tuple[str, str]:
+    """(API base URL, token) of connection ``conn_id``; ("", "") when there is no such connection (then git
+    uses your own set-up; an App connection GitHub refuses is an error)."""
     from clone.github.connection import endpoint_for
 
-    endpoint = endpoint_for(conn_id)
+    try:
+        endpoint = endpoint_for(conn_id)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Airflow's not-found errors differ between task and client
+        log.info("git auth: no connection %r (%s); git uses your own credentials", conn_id, type(e).__name__)
+        return "", ""
     return endpoint.base_url, endpoint.token
 
 
