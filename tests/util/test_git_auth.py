@@ -97,6 +97,9 @@ def test_token_push_over_http_backend_leaks_nowhere(home, monkeypatch):
     (home / "tmp" / "planted").write_text(token)
     planted = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", token], env={"T": token})
     try:
+        deadline = time.monotonic() + 5  # until its interpreter is up: /proc shows a starting one's argv late
+        while token.encode() not in Path(f"/proc/{planted.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
         hits, _ = scan([token.encode()], [home / "tmp"], {os.getpid()})
     finally:
         planted.kill()

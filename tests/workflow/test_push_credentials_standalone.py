@@ -22,7 +22,7 @@ from tests.fakes.git_http import GitHttpServer
 from tests.fakes.github_api import FakeGitHub
 from tests.repos import git, log_subjects, make_remote_and_checkout, show
 from tests.standalone import Api, free_port, launch, log_in_as_admin, our_processes, standalone_env, stop, wait_for
-from tests.util.git_auth_support import HeldPush, rsa_pem
+from tests.util.git_auth_support import HeldPush, Sshd, agents, ed25519_openssh, rsa_pem
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 DAG_ID = "clone_fleet"
@@ -89,3 +89,65 @@ def test_app_token_pushes_through_the_pipe_on_a_real_scheduler(tmp_path: Path, c
     assert log_subjects(bare)[:2] == ["clone: maintenance pass on widget", "initial"]
     assert held.hits == [] and held.searched >= 1 and held.git_processes >= 1, story
     assert issued >= 1 and rejected == 0 and denied >= 1 and ci_polls >= 1, story
+
+
+def _run_fleet(home: Path, dags: Path, port: int, env_extra: dict[str, str]) -> tuple[dict, list, float, list]:
+    env = standalone_env(home, dags, port, env_extra)
+    env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
+    env.update({"CLONE_SCHEDULE": "none", "CLONE_DISCOVER_LOCAL": "0", "AIRFLOW_VAR_CLONE_PAUSED": "false"})
+    for args in (("db", "migrate"), ("pools", "set", "clone_agent", "3", "x")):
+        done = airflow(env, *args, timeout=180)
+        assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    standalone, log = launch(env, home)
+    try:
+        api = Api(port)
+        wait_for("every component to report healthy", api.healthy, 300, standalone, log)
+        log_in_as_admin(api, home, standalone, log)
+        wait_for(f"{DAG_ID} to be parsed", lambda: api.has_dag(DAG_ID), 90, standalone, log)
+        unpause(api, DAG_ID)
+        started = time.monotonic()
+        run_id = trigger(api, DAG_ID)
+        run = wait_finished(api, DAG_ID, run_id, 400, standalone, log)
+        took = time.monotonic() - started
+        instances = task_instances(api, DAG_ID, run_id)
+    finally:
+        leftovers = stop(standalone, home)
+    return run, instances, took, leftovers
+
+
+def test_deploy_key_pushes_through_a_private_agent_on_a_real_scheduler(tmp_path: Path, clone_env):
+    from tests.toolchains import ensure_program
+
+    bare = make_remote_and_checkout(tmp_path, "widget")[1]
+    shutil.rmtree(tmp_path / "code")
+    (tmp_path / "code").mkdir()
+    write_plan(clone_env["plan"], {"widget": {"pass": [{"write": "widget.txt", "text": "over ssh\n"}]}})
+    private, public = ed25519_openssh()
+    server = Sshd(tmp_path / "sshd", ensure_program("sshd", "openssh-server"), public)
+    home, dags = tmp_path / "airflow", tmp_path / "dags"
+    home.mkdir()
+    dags.mkdir()
+    (tmp_path / "tmpdir").mkdir()
+    shutil.copy(ROOT / "dags" / f"{DAG_ID}.py", dags / f"{DAG_ID}.py")
+    secret = [line.encode() for line in private.splitlines()[1:4]]
+    held = HeldPush(bare, tmp_path / "marks", secret, [home, clone_env["workspace"], tmp_path / "tmpdir"])
+    before = agents()
+    try:
+        clone_env["repos_file"].write_text(f"repos:\n  - url: ssh://root@127.0.0.1:{server.port}{bare}\n"
+                                           "    deploy_key: widget_deploy\n")
+        run, instances, took, leftovers = _run_fleet(home, dags, free_port(), {
+            "AIRFLOW_CONN_WIDGET_DEPLOY": json.dumps({"conn_type": "generic", "extra": {"private_key": private}}),
+            "CLONE_SSH_KNOWN_HOSTS": str(server.known_hosts), "TMPDIR": str(tmp_path / "tmpdir")})
+        held.join()
+    finally:
+        server.close()
+    states = sorted((ti["task_id"], ti.get("rendered_map_index"), ti["state"]) for ti in instances)
+    story = (f"run {run.get('state')} in {took:.0f}s; leaks {held.hits}, git processes mid-push "
+             f"{held.git_processes}, agents mid-push {len(held.agents_mid_push - before)}; states: {states}\n"
+             f"note:\n{run.get('note')}")
+    print(f"deploy key on a real scheduler: {story}")
+    assert leftovers == [] and our_processes(home) == []
+    assert run["state"] == "success", story
+    assert show(bare, "main", "widget.txt") == "over ssh\n", story
+    assert held.hits == [] and held.git_processes >= 1 and held.agents_mid_push - before, story
+    assert agents() == before, story  # every agent the tasks started is gone
