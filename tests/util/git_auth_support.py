@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 
 
-def scan(secrets: list[bytes], roots: list[Path], skip_pids: set[int]) -> tuple[list[str], int]:
+def scan(secrets: list[bytes], roots: list[Path], skip_pids: set[int],
+         skip_files: tuple[str, ...] = ()) -> tuple[list[str], int]:
     """Where any of ``secrets`` shows: /proc/*/cmdline and environ (but ``skip_pids``) and files under
-    ``roots``; and how many git processes were alive while scanning."""
+    ``roots`` (but those named in ``skip_files``); and how many git processes were alive while scanning."""
     hits, gits = [], 0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) in skip_pids:
@@ -34,7 +35,8 @@ def scan(secrets: list[bytes], roots: list[Path], skip_pids: set[int]) -> tuple[
     for root in roots:
         for path in root.rglob("*"):
             try:
-                if path.is_file() and not path.is_symlink() and path.stat().st_size < 50_000_000:
+                if path.is_file() and not path.is_symlink() and path.stat().st_size < 50_000_000 \
+                        and path.name not in skip_files:
                     data = path.read_bytes()
                     hits += [str(path) for secret in secrets if secret in data]
             except OSError:
@@ -45,14 +47,15 @@ def scan(secrets: list[bytes], roots: list[Path], skip_pids: set[int]) -> tuple[
 class HeldPush:
     """A pre-receive hook in ``bare`` that waits until :meth:`scan_then_release` ran (at most 30 s)."""
 
-    def __init__(self, bare: Path, marks: Path, secrets: list[bytes] | Callable[[], list[bytes]], roots: list[Path]):
+    def __init__(self, bare: Path, marks: Path, secrets: list[bytes] | Callable[[], list[bytes]], roots: list[Path],
+                 *, wait: float = 60.0, skip_files: tuple[str, ...] = ()):
         self.mark, self.go = marks / "in-push", marks / "go"
         marks.mkdir(parents=True, exist_ok=True)
         hook = bare / "hooks" / "pre-receive"
         hook.write_text(f"#!/bin/sh\ncat >/dev/null\ntouch '{self.mark}'\ni=0\n"
                         f"while [ ! -e '{self.go}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n")
         hook.chmod(0o755)
-        self.secrets, self.roots = secrets, roots
+        self.secrets, self.roots, self.wait, self.skip_files = secrets, roots, wait, skip_files
         self.hits: list[str] | None = None
         self.git_processes = 0
         self.agents_mid_push: set[int] = set()
@@ -60,17 +63,17 @@ class HeldPush:
         self._thread.start()
 
     def _watch(self) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.wait
         while not self.mark.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         found = self.secrets() if callable(self.secrets) else self.secrets
         self.searched = len(found)
-        self.hits, self.git_processes = scan(found, self.roots, {os.getpid()})
+        self.hits, self.git_processes = scan(found, self.roots, {os.getpid()}, self.skip_files)
         self.agents_mid_push = agents()
         self.go.touch()
 
     def join(self) -> None:
-        self._thread.join(timeout=70)
+        self._thread.join(timeout=self.wait + 10)
 
 
 def agents() -> set[int]:

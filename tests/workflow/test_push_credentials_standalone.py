@@ -3,7 +3,8 @@ smart HTTP by real ``git http-backend`` behind Basic auth, the ``github_default`
 against the local GitHub API double. The pass's tasks must get an installation token (RS256 JWT), clone, fetch
 and push with it through the pipe-fed credential helper, and CI must be watched with it; while the push is
 held by a pre-receive hook, no process's argv or environment (but this test's, which runs the fakes) and no
-file under AIRFLOW_HOME (logs, DB), the workspace or TMPDIR holds any installation token."""
+file under AIRFLOW_HOME (logs, DB), the workspace or TMPDIR holds any installation token. The same for a
+``deploy_key:`` over a real sshd (its key stored in the metadata DB, which that scan leaves out)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_app_token_pushes_through_the_pipe_on_a_real_scheduler(tmp_path: Path, c
         gh.enable_app(9191, public, 31337)
         gh.add_repo("acme/widget", bare_path=bare, complete_after_polls=2)
         held = HeldPush(bare, tmp_path / "marks", lambda: [t.encode() for t in gh.app_tokens_issued],
-                        [home, clone_env["workspace"], tmp_path / "tmpdir"])
+                        [home, clone_env["workspace"], tmp_path / "tmpdir"], wait=600)
         (tmp_path / "tmpdir").mkdir()
         with GitHttpServer(tmp_path / "remotes", lambda: gh.app_tokens_issued) as server:
             clone_env["repos_file"].write_text(f"repos:\n  - url: {server.url}/widget.git\n    github: acme/widget\n")
@@ -91,11 +92,12 @@ def test_app_token_pushes_through_the_pipe_on_a_real_scheduler(tmp_path: Path, c
     assert issued >= 1 and rejected == 0 and denied >= 1 and ci_polls >= 1, story
 
 
-def _run_fleet(home: Path, dags: Path, port: int, env_extra: dict[str, str]) -> tuple[dict, list, float, list]:
+def _run_fleet(home: Path, dags: Path, port: int, env_extra: dict[str, str],
+               *setup: tuple[str, ...]) -> tuple[dict, list, float, list]:
     env = standalone_env(home, dags, port, env_extra)
     env.update({k: v for k, v in os.environ.items() if k.startswith(("CLONE_", "SCRIPTED_"))})
     env.update({"CLONE_SCHEDULE": "none", "CLONE_DISCOVER_LOCAL": "0", "AIRFLOW_VAR_CLONE_PAUSED": "false"})
-    for args in (("db", "migrate"), ("pools", "set", "clone_agent", "3", "x")):
+    for args in (("db", "migrate"), ("pools", "set", "clone_agent", "3", "x"), *setup):
         done = airflow(env, *args, timeout=180)
         assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     standalone, log = launch(env, home)
@@ -130,14 +132,19 @@ def test_deploy_key_pushes_through_a_private_agent_on_a_real_scheduler(tmp_path:
     (tmp_path / "tmpdir").mkdir()
     shutil.copy(ROOT / "dags" / f"{DAG_ID}.py", dags / f"{DAG_ID}.py")
     secret = [line.encode() for line in private.splitlines()[1:4]]
-    held = HeldPush(bare, tmp_path / "marks", secret, [home, clone_env["workspace"], tmp_path / "tmpdir"])
+    # Airflow's metadata DB is where the connection is stored (as a secrets backend would hold it): not scanned
+    held = HeldPush(bare, tmp_path / "marks", secret, [home, clone_env["workspace"], tmp_path / "tmpdir"],
+                    wait=600, skip_files=("airflow.db", "airflow.db-wal", "airflow.db-shm"))
     before = agents()
     try:
         clone_env["repos_file"].write_text(f"repos:\n  - url: ssh://root@127.0.0.1:{server.port}{bare}\n"
                                            "    deploy_key: widget_deploy\n")
+        # the key lives in the metadata DB (as from a secrets backend), in no process's environment: the tasks
+        # read it through the API server; the CLI that stores it has exited before any push
         run, instances, took, leftovers = _run_fleet(home, dags, free_port(), {
-            "AIRFLOW_CONN_WIDGET_DEPLOY": json.dumps({"conn_type": "generic", "extra": {"private_key": private}}),
-            "CLONE_SSH_KNOWN_HOSTS": str(server.known_hosts), "TMPDIR": str(tmp_path / "tmpdir")})
+            "CLONE_SSH_KNOWN_HOSTS": str(server.known_hosts), "TMPDIR": str(tmp_path / "tmpdir")},
+            ("connections", "add", "widget_deploy", "--conn-type", "generic",
+             "--conn-extra", json.dumps({"private_key": private})))
         held.join()
     finally:
         server.close()
