@@ -399,6 +399,7 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("GET", r"/users/(?P<login>[^/]+)", "_get_account"),
     ("GET", r"/orgs/(?P<org>[^/]+)", "_get_org"),
     ("GET", r"/rate_limit", "_get_rate_limit"),
+    ("POST", r"/app/installations/(?P<installation>\d+)/access_tokens", "_create_installation_token"),
     ("POST", r"/user/repos", "_create_user_repo"),
     ("POST", r"/orgs/(?P<org>[^/]+)/repos", "_create_org_repo"),
     ("GET", r"/user/repos", "_list_my_repos"),
@@ -658,7 +659,43 @@ class FakeGitHub:
 
     def _authorized(self, req: _Req) -> bool:
         scheme, _, value = req.headers.get("authorization", "").partition(" ")
-        return scheme.lower() in ("token", "bearer") and value.strip() == self.token
+        if re.fullmatch(r"/app/installations/\d+/access_tokens/?", req.path):
+            return scheme.lower() == "bearer" and self._valid_app_jwt(value.strip())
+        return scheme.lower() in ("token", "bearer") and (value.strip() == self.token or value.strip() in
+                                                          getattr(self, "app_tokens_issued", ()))
+
+    # --------------------------------------------------------------------------------- GitHub App
+    def enable_app(self, app_id: int, public_key_pem: str, installation_id: int, lifetime: int = 3600) -> None:
+        """Accept RS256 JWTs of ``app_id`` signed by the key whose public half is ``public_key_pem``; an
+        installation token it grants for ``installation_id`` is accepted (as ``token``) until the fake closes."""
+        self.app = {"id": app_id, "key": public_key_pem, "installation": installation_id, "lifetime": lifetime}
+        self.app_tokens_issued: list[str] = []
+        self.app_jwts_rejected = 0
+
+    def _valid_app_jwt(self, value: str) -> bool:
+        import jwt  # PyJWT, as PyGithub signs with it
+
+        app = getattr(self, "app", None)
+        if app is None:
+            return False
+        try:
+            claims = jwt.decode(value, app["key"], algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]})
+        except jwt.PyJWTError:
+            self.app_jwts_rejected += 1
+            return False
+        if str(claims["iss"]) != str(app["id"]) or claims["exp"] - claims["iat"] > 660:  # GitHub: at most 10 min
+            self.app_jwts_rejected += 1
+            return False
+        return True
+
+    def _create_installation_token(self, req: _Req, installation: str) -> _Resp:
+        if int(installation) != self.app["installation"]:
+            raise _not_found()
+        token = "ghs_" + secrets.token_hex(18)
+        self.app_tokens_issued.append(token)
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.app["lifetime"]))
+        return _Resp(201, {"token": token, "expires_at": expires, "permissions": {"contents": "write"},
+                           "repository_selection": "all"})
 
     def _route(self, req: _Req) -> _Resp:
         self._maybe_reset_window()

@@ -43,13 +43,15 @@ repos:
     tasks_per_repo: 3
     setup: ["uv sync --locked", "npm ci"]
     checks_network: true
+    deploy_key: widget_deploy
 """)
     (entry,), problems = load_fleet(source)
     assert problems == []
     assert entry.to_dict() == {"path": str(repo), "url": None, "name": "widget", "enabled": False, "branch": "develop",
                                "remote": "upstream", "github": "acme/widget", "tasks_per_repo": 3,
                                "steering": None, "verify": None, "push_mode": None,
-                               "setup": ("uv sync --locked", "npm ci"), "checks_network": True}
+                               "setup": ("uv sync --locked", "npm ci"), "checks_network": True,
+                               "deploy_key": "widget_deploy"}
 
 
 def test_bad_setup_names_file_entry_and_field(tmp_path):

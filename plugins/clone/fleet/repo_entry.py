@@ -16,7 +16,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")  # always used with fullmatch
 GITHUB_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 KNOWN_KEYS = ("path", "url", "name", "enabled", "branch", "remote", "github", "tasks_per_repo", "steering",
-              "verify", "push_mode", "setup", "checks_network")
+              "verify", "push_mode", "setup", "checks_network", "deploy_key")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,6 +36,7 @@ class RepoEntry:
     push_mode: str | None = None
     setup: tuple[str, ...] | None = None
     checks_network: bool = False  # the repo's checks may use the network (they run sandboxed without it)
+    deploy_key: str | None = None  # an Airflow connection holding this repo's ssh deploy key (clone.util.git_auth)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,7 +145,18 @@ def validate_entry(raw: Any, where: str) -> RepoEntry:
     push_mode = field("push_mode", str)
     if push_mode is not None and push_mode not in ("direct", "gated", "pr"):
         raise ConfigError(f"{where}: field 'push_mode' must be direct, gated or pr, got {push_mode!r}")
+    deploy_key = field("deploy_key", str)
+    if deploy_key is not None and not SAFE_NAME.fullmatch(deploy_key):
+        raise ConfigError(f"{where}: field 'deploy_key' must name an Airflow connection (letters, digits, '.', "
+                          f"'_', '-'), got {deploy_key!r}")
+    if deploy_key is not None and url:
+        from clone.util.git_auth import kind_of
+
+        if kind_of(url)[0] != "ssh":
+            raise ConfigError(f"{where}: field 'deploy_key' needs an ssh 'url' (git@host:owner/repo.git or "
+                              f"ssh://...), got {url!r}")
     return RepoEntry(
+        deploy_key=deploy_key,
         steering=steering, verify=verify, push_mode=push_mode, setup=setup,
         path=str(path) if path else None, url=url, name=name, enabled=field("enabled", bool, True),
         branch=branch,

@@ -15,6 +15,7 @@ Format (the bash version's JSON ``{"repos": [{"path": "..."}]}`` is valid YAML a
         verify: ["make lint", "make test"]  # optional checks; default detected; [] = none
         setup: ["uv sync --locked"]   # optional setup commands before the agent; default detected; [] = none
         push_mode: gated              # optional: direct | gated | pr (default CLONE_PUSH_MODE)
+        deploy_key: widget_deploy     # optional: Airflow connection holding an ssh deploy key for pushes
 
 One bad entry never stops the others: :func:`load_fleet` returns the good entries and a
 problem message per bad one, naming the file, the entry and the field.

@@ -55,8 +55,17 @@ class GitHubEndpoint:
 
     @classmethod
     def from_connection(cls, conn) -> GitHubEndpoint:
-        """From an Airflow connection: token in ``password``, API base URL in ``host`` (empty: github.com)."""
-        return cls(base_url=base_url_of(conn.host), token=conn.password or "")
+        """From an Airflow connection: token in ``password``, API base URL in ``host`` (empty: github.com).
+        Without a password, an extra with ``app_id`` means GitHub App auth: an installation token
+        (:mod:`clone.github.app_auth`, cached until 5 minutes before it expires)."""
+        base_url = base_url_of(conn.host)
+        if not conn.password:
+            from clone.github import app_auth
+
+            extra = getattr(conn, "extra_dejson", None) or {}
+            if app_auth.is_app(extra):
+                return cls(base_url=base_url, token=app_auth.installation_token(base_url, extra, conn.conn_id))
+        return cls(base_url=base_url, token=conn.password or "")
 
 
 def endpoint_for(conn_id: str) -> GitHubEndpoint:
@@ -70,4 +79,7 @@ async def aendpoint_for(conn_id: str) -> GitHubEndpoint:
     """Resolve ``conn_id`` from async code (in the triggerer)."""
     from airflow.sdk import BaseHook
 
-    return GitHubEndpoint.from_connection(await BaseHook.aget_connection(conn_id))
+    import asyncio
+
+    conn = await BaseHook.aget_connection(conn_id)
+    return await asyncio.to_thread(GitHubEndpoint.from_connection, conn)  # App auth asks GitHub for a token

@@ -25,6 +25,7 @@ from clone.ideas import ideas_file as ideas
 from clone.memory import docs as memory
 from clone.memory import prompts
 from clone.errors import AgentError, CloneError
+from clone.util import git_auth
 from clone.util.git import Git, redact_url
 from clone.github.repos import GitHubRepo, GitHubUnavailable, ensure_private_repo
 
@@ -237,6 +238,8 @@ def publish(settings: Settings, idea: Idea, api: GitHubClient) -> Idea:
                          "it from the commit on main (e.g. git commit --amend)")
 
     def is_ours(repo: GitHubRepo) -> bool:
+        git.auth = git_auth.for_remote(repo.url(settings.git_protocol), entry_name=idea.repo_name or "",
+                                       conn_id=settings.github_conn_id)  # the token, scoped (CLONE_GIT_AUTH)
         return history_is_ours(git, repo.url(settings.git_protocol), main)
 
     repo, created = ensure_private_repo(api, owner=settings.github_owner or None, name=idea.repo_name or "",
@@ -255,6 +258,7 @@ def publish(settings: Settings, idea: Idea, api: GitHubClient) -> Idea:
     elif current != url:
         log.info("publish: origin was %s; setting it to %s", redact_url(current), redact_url(url))
         git.run("remote", "set-url", "--", "origin", url)
+    git.auth = git_auth.for_remote(url, entry_name=idea.repo_name or "", conn_id=settings.github_conn_id)
     _push(git, url)
     git.run("update-ref", "refs/remotes/origin/main", main)
     git.run("branch", "--quiet", "--set-upstream-to=origin/main", "main", check=False)

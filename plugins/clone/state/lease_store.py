@@ -38,6 +38,7 @@ KEEP = object()
 CAS_ATTEMPTS = 8
 _IDENTITY = Identity("Clone lease", "lease@clone.invalid")
 _REMOTES: dict[str, str] = {}
+_AUTH: dict[str, Any] = {}
 #: (new document | None to delete | KEEP, value to return)
 Change = Callable[[dict], "tuple[Any, Any]"]
 
@@ -46,12 +47,15 @@ class LeaseContention(CloneError):
     """The remote lease changed under every attempt (many writers at once)."""
 
 
-def use_remote(repo: str, url: str | None) -> None:
-    """Keep ``repo``'s lease on the remote ``url`` from now on in this process (None: the local file)."""
+def use_remote(repo: str, url: str | None, auth: Any = None) -> None:
+    """Keep ``repo``'s lease on the remote ``url`` from now on in this process (None: the local file);
+    ``auth`` is the remote's scoped credential (:mod:`clone.util.git_auth`), None: git's own."""
     if url:
         _REMOTES[repo] = url
+        _AUTH[repo] = auth
     else:
         _REMOTES.pop(repo, None)
+        _AUTH.pop(repo, None)
 
 
 def remote_of(repo: str) -> str | None:
@@ -109,10 +113,10 @@ def _file(path: Path, change: Change) -> Any:
     return value
 
 
-def _scratch(workspace: Path) -> Git:
+def _scratch(workspace: Path, auth: Any = None) -> Git:
     """A private repository holding only lease objects (this worker's; made when missing)."""
     path = workspace / "leases" / "objects.git"
-    git = Git(path, _IDENTITY)
+    git = Git(path, _IDENTITY, auth)
     if not (path / "HEAD").exists():
         path.mkdir(parents=True, exist_ok=True)
         git.run("init", "--quiet", "--bare")
@@ -136,7 +140,7 @@ def _read(git: Git, url: str, repo: str, ref: str) -> tuple[str, dict]:
 
 
 def _remote(workspace: Path, url: str, repo: str, change: Change) -> Any:
-    git, ref = _scratch(workspace), lease_ref(repo)
+    git, ref = _scratch(workspace, _AUTH.get(repo)), lease_ref(repo)
     for _ in range(CAS_ATTEMPTS):
         seen, data = _read(git, url, repo, ref)
         new, value = change(data)

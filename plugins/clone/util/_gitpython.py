@@ -40,6 +40,7 @@ class RunnerGit(gitpython.Git):
     """GitPython's command wrapper, running each command through the one runner (see module doc)."""
 
     env: Mapping[str, str] = {}
+    auth = None  # the repository's clone.util.git_auth.GitAuth, if any
 
     def execute(self, command, *, istream=None, with_extended_output: bool = False,  # type: ignore[override]
                 with_exceptions: bool = True, kill_after_timeout: float | None = None,
@@ -52,7 +53,7 @@ class RunnerGit(gitpython.Git):
         stdin = stdin.decode() if isinstance(stdin, bytes) else stdin
         argv = [str(part) for part in command]
         result = _run(argv[1:], Path(self._working_dir or "."), self.env, kill_after_timeout or GIT_TIMEOUT_SECONDS,
-                      stdin, check=with_exceptions, error_class=GitCommandFailed)
+                      stdin, check=with_exceptions, error_class=GitCommandFailed, auth=self.auth)
         stdout = result.stdout if strip_newline_in_stdout else result.stdout + "\n"
         return (result.returncode, stdout, result.stderr) if with_extended_output else stdout
 
@@ -83,12 +84,13 @@ class _Repo(gitpython.Repo):
     GitCommandWrapperType = RunnerGit
 
 
-def open_repo(path: Path, env: Mapping[str, str]) -> gitpython.Repo:
+def open_repo(path: Path, env: Mapping[str, str], auth=None) -> gitpython.Repo:
     """``path`` as a GitPython Repo whose commands run through the runner with ``env``."""
     try:
         repo = _Repo(path)
     except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError) as e:
         raise GitError(f"{path} is not a git repository ({type(e).__name__})") from e
     repo.git.env = env
+    repo.git.auth = auth
     repo.git._working_dir = str(path)  # commands run here, whatever the Repo worked out
     return repo

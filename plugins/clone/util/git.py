@@ -117,19 +117,28 @@ def git_env(identity: Identity | None = None, base: Mapping[str, str] | None = N
 
 
 def _run(args, cwd: Path, env: Mapping[str, str], timeout: float, stdin: str | None,
-         check: bool, error_class: type[GitError] = GitError) -> runner.CommandResult:
-    """``git <args>`` through the runner (logged with credentials in URLs masked)."""
+         check: bool, error_class: type[GitError] = GitError, auth=None) -> runner.CommandResult:
+    """``git <args>`` through the runner (logged with credentials in URLs masked). A network command of a
+    repository with an ``auth`` (:class:`clone.util.git_auth.GitAuth`) gets its scoped credential."""
     log.info("$ git %s  (in %s)", redact_url(" ".join(args)), cwd)
-    return runner.run(("git", *_ALWAYS, *args), cwd=cwd, env=env, timeout=timeout, stdin=stdin, check=check,
-                      error_class=error_class)
+    if auth is None or not auth.applies(args):
+        return runner.run(("git", *_ALWAYS, *args), cwd=cwd, env=env, timeout=timeout, stdin=stdin, check=check,
+                          error_class=error_class)
+    with auth.session(timeout) as extra:
+        merged = {**env, **{k: v for k, v in extra.env.items() if v is not None}}
+        for key in [k for k, v in extra.env.items() if v is None]:
+            merged.pop(key, None)
+        return runner.run(("git", *_ALWAYS, *extra.args, *args), cwd=cwd, env=merged, timeout=timeout,
+                          stdin=stdin, check=check, error_class=error_class, pass_fds=extra.fds)
 
 
 class Git:
     """git, bound to one repository path: GitPython's ``Repo`` for reads, ``repo.git`` for commands."""
 
-    def __init__(self, path: Path | str, identity: Identity | None = None) -> None:
+    def __init__(self, path: Path | str, identity: Identity | None = None, auth=None) -> None:
         self.path = Path(path)
         self.identity = identity
+        self.auth = auth  # clone.util.git_auth.GitAuth: the credential of its network commands, or None
         self._env = git_env(identity)
 
     def __repr__(self) -> str:
@@ -144,12 +153,12 @@ class Git:
         if redirecting:  # GitPython's Repo honours these from os.environ even with an explicit path
             raise GitError(f"{', '.join(redirecting)} is set in the worker's environment and would redirect "
                            f"git away from {self.path}; unset it for Airflow")
-        return open_repo(self.path, self._env)
+        return open_repo(self.path, self._env, self.auth)
 
     def run(self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_SECONDS,
             stdin: str | None = None) -> runner.CommandResult:
         """Run ``git <args>`` in this repository (logged, with credentials in URLs masked)."""
-        return _run(args, self.path, self._env, timeout, stdin, check)
+        return _run(args, self.path, self._env, timeout, stdin, check, auth=self.auth)
 
     def out(self, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> str:
         """stdout of a git command that must succeed, stripped."""
@@ -206,11 +215,11 @@ class Git:
 
     # -- changing ---------------------------------------------------------------------------
     @classmethod
-    def clone(cls, url: str, dest: Path, identity: Identity | None = None) -> Git:
+    def clone(cls, url: str, dest: Path, identity: Identity | None = None, auth=None) -> Git:
         dest.parent.mkdir(parents=True, exist_ok=True)
         _run(("clone", "--quiet", "--no-checkout", "--", url, str(dest)), dest.parent, git_env(identity),
-             GIT_TIMEOUT_SECONDS * 2, None, check=True)
-        return cls(dest, identity)
+             GIT_TIMEOUT_SECONDS * 2, None, check=True, auth=auth)
+        return cls(dest, identity, auth)
 
     @classmethod
     def init(cls, path: Path, identity: Identity | None = None, branch: str = "main") -> Git:

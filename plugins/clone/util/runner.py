@@ -146,13 +146,15 @@ def run(
     check: bool = True,
     max_capture_lines: int | None = None,
     error_class: type[CommandError] = CommandError,
+    pass_fds: Sequence[int] = (),
 ) -> CommandResult:
     """Run ``argv`` in ``cwd`` with exactly ``env``, at most ``timeout`` seconds.
 
     ``stdin`` is written to the process (``None`` means ``/dev/null``). Each output line is
     handed to ``on_line`` as soon as it is read. ``max_capture_lines`` bounds how much output
     is kept in memory (the tail is kept). With ``check``, a non-zero exit or a timeout raises
-    ``error_class`` carrying the command, its exit code and its output.
+    ``error_class`` carrying the command, its exit code and its output. ``pass_fds``: open file
+    descriptors the command inherits (a pipe holding a credential, :mod:`clone.util.git_auth`).
     """
     argv = tuple(os.fspath(part) for part in argv)
     started = time.monotonic()
@@ -164,6 +166,7 @@ def run(
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            pass_fds=tuple(pass_fds),
             start_new_session=True,  # own process group: a timeout kills the whole tree
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )

@@ -84,7 +84,7 @@ class Pass:
         entry, settings = self.entry, self.settings
         self.ws: Workspace = prepare(entry, settings)
         self.workdir = Path(self.ws.workdir)
-        self.git: Git = self.ws.git(settings)
+        self.git: Git = self.ws.git(settings, entry)
         self.session = AgentSession(settings, repo=entry.name, run_id=self.run_id, git=self.git,
                                     steering=steering_file(entry, settings, self.workdir),
                                     on_incident=self.incident)

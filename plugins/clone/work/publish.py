@@ -15,7 +15,8 @@ from clone.util.git import Git
 from clone.work.chain import ChainResult
 from clone.work.push import push_branch, record_push_conflict
 from clone.fleet.repos_file import RepoEntry
-from clone.work.workspace import attach, drop_pending, identity, keep_on_remote, publish_pending
+from clone.work.workspace import (attach, auth_for, drop_pending, identity, keep_on_remote, publish_pending,
+                                  remote_url_of)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def hand_off(settings: Settings, result: ChainResult) -> ChainResult:
     worker (stateless chains). Without a remote, or in a dry run, it stays in this workspace only."""
     if not (result.changed and result.has_remote) or settings.dry_run:
         return result
-    ws = Git(Path(result.workdir), identity(settings))
+    entry = RepoEntry.from_dict(result.entry)
+    ws = Git(Path(result.workdir), identity(settings), auth_for(entry, settings, remote_url_of(entry)))
     return result.but(pending_ref=publish_pending(ws, result.run_id, result.repo, result.head_sha))
 
 

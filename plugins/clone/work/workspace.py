@@ -20,7 +20,9 @@ from typing import Any
 from clone.errors import GitError
 from clone.fleet.remote_url import github_slug_from_url  # noqa: F401 - also imported from here
 from clone.fleet.repos_file import RepoEntry
+from clone.util import git_auth
 from clone.util.git import Git, Identity, redact_url
+from clone.util.git_auth import GitAuth
 from clone.config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,15 @@ class Workspace:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def git(self, settings: Settings) -> Git:
-        return Git(Path(self.workdir), identity(settings))
+    def git(self, settings: Settings, entry: RepoEntry) -> Git:
+        """The workspace's Git, its network commands with ``entry``'s scoped credential (:func:`auth_for`)."""
+        return Git(Path(self.workdir), identity(settings), auth_for(entry, settings, remote_url_of(entry)))
+
+
+def auth_for(entry: RepoEntry, settings: Settings, url: str | None) -> GitAuth:
+    """The scoped credential of ``entry``'s remote (:mod:`clone.util.git_auth`)."""
+    return git_auth.for_remote(url, entry_name=entry.name, deploy_key=entry.deploy_key,
+                               conn_id=settings.github_conn_id)
 
 
 def identity(settings: Settings) -> Identity:
@@ -79,18 +88,20 @@ def remote_url_of(entry: RepoEntry) -> str | None:
         return None
 
 
-def _open(entry: RepoEntry, settings: Settings, source: str) -> Git:
-    """This worker's cache clone of the repo, cloned again from ``source`` when it is missing."""
+def _open(entry: RepoEntry, settings: Settings, source: str, remote_url: str | None) -> Git:
+    """This worker's cache clone of the repo, cloned again from ``source`` when it is missing; its network
+    commands carry the remote's scoped credential (:func:`auth_for`)."""
     workdir = workdir_for(settings, entry.name)
     if workdir.exists() and not Git(workdir).is_repo():
         raise GitError(f"workspace {workdir} exists but is not a git repository; move it away and retry")
+    auth = auth_for(entry, settings, remote_url)
     if workdir.exists():
-        ws = Git(workdir, identity(settings))
+        ws = Git(workdir, identity(settings), auth)
         if ws.remote_url("origin") != source:
             ws.run("remote", "set-url", "--", "origin", source)
         return ws
     log.info("workspace: cloning %s into %s", redact_url(source), workdir)
-    return Git.clone(source, workdir, identity(settings))
+    return Git.clone(source, workdir, identity(settings), auth)
 
 
 def prepare(entry: RepoEntry, settings: Settings) -> Workspace:
@@ -104,7 +115,7 @@ def prepare(entry: RepoEntry, settings: Settings) -> Workspace:
         log.info("workspace: %s has no remote %r; working from the local checkout (nothing will be pushed)",
                  entry.name, entry.remote)
     workdir = workdir_for(settings, entry.name)
-    ws = _open(entry, settings, source)
+    ws = _open(entry, settings, source, remote_url)
     ws.fetch("origin", "+refs/heads/*:refs/remotes/origin/*")
     branch = entry.branch or ws.remote_default_branch("origin") or "main"
     base = ws.rev(f"origin/{branch}")
@@ -171,8 +182,8 @@ def attach(entry: RepoEntry, settings: Settings, branch: str, sha: str, pending:
     """This worker's clone of the repo checked out at ``sha``, a commit of this chain that is on the remote
     (on a branch, or on the ``pending`` ref). The clone is made when this worker has none; nothing is read
     from another task's disk."""
-    source, _ = _source(entry)
-    ws = _open(entry, settings, source)
+    source, remote_url = _source(entry)
+    ws = _open(entry, settings, source, remote_url)
     ws.fetch("origin", "+refs/heads/*:refs/remotes/origin/*")
     if ws.rev(sha) is None and pending:
         ws.fetch("origin", f"+{pending}:{pending}")  # our own ref name

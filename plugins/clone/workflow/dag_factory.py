@@ -28,7 +28,7 @@ from clone.work.chain import ChainResult
 from clone.work.passes import PassSkipped, run_pass
 from clone.work.publish import hand_off, push_chain, skip_reason
 from clone.work.session import lease_watch
-from clone.work.workspace import remote_url_of
+from clone.work.workspace import auth_for, remote_url_of
 from clone.workflow.controls import skip_if_paused
 from clone.workflow.fleet_record import DISABLED_KEY, ERROR_KEY, PROBLEMS_KEY
 from clone.workflow.fleet_summary import summary
@@ -134,7 +134,8 @@ def agent_pass(repo: dict[str, Any]) -> dict[str, Any]:
                                    f"({dt.datetime.fromtimestamp(deadline, dt.timezone.utc):%Y-%m-%d %H:%M} UTC) "
                                    "has passed; no new pass starts")
     run_id, workspace = context["run_id"], settings.workspace
-    lease_store.use_remote(entry.name, remote_url_of(entry))  # shared by every worker of the repo
+    url = remote_url_of(entry)  # the lease lives there, shared by every worker of the repo
+    lease_store.use_remote(entry.name, url, auth_for(entry, settings, url) if url else None)
     holder = lease.acquire(workspace, entry.name, run_id, lease_ttl(settings), dag_id=context["ti"].dag_id,
                            run_state=lease.dagrun_state)
     if holder:

@@ -16,7 +16,7 @@ from clone.errors import CloneError, ConfigError
 from clone.operators.ci import xcom_dict
 from clone.state import incident_log, kept, lease, lease_store
 from clone.fleet.repos_file import RepoEntry
-from clone.work.workspace import remote_url_of
+from clone.work.workspace import auth_for, remote_url_of
 from clone.work.chain import ChainResult, ChainResultError
 from clone.workflow.controls import fleet_paused
 from clone.notify.send import notify_fleet_run
@@ -104,7 +104,8 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     for repo in repos:  # the leases on the repos' remotes, wherever this task runs
         with contextlib.suppress(ConfigError):
             entry = RepoEntry.from_dict(repo)
-            lease_store.use_remote(entry.name, remote_url_of(entry))
+            url = remote_url_of(entry)
+            lease_store.use_remote(entry.name, url, auth_for(entry, settings, url) if url else None)
     released = lease.release_all(settings.workspace, ti.run_id)
     if released:
         log.info("released %d repo lease(s)", len(released))
