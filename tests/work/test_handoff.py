@@ -25,7 +25,7 @@ def pass_on_worker_a(tmp_path, clone_env):
     entry = RepoEntry.from_dict({"url": bare.as_uri(), "name": "app"})
     worker_a = dataclasses.replace(load_settings(), workspace=tmp_path / "worker-a")
     ws = workspace.prepare(entry, worker_a)
-    git_a = ws.git(worker_a)
+    git_a = ws.git(worker_a, entry)
     (git_a.path / "a.txt").write_text("one\nbot\n")
     head = git_a.commit_all("clone: maintenance pass on app")
     result = ChainResult(**ws.to_dict(), head_sha=head, push_mode="direct", run_id=RUN, changed=True,
