@@ -132,10 +132,8 @@ def test_clone_fleet_on_celery_with_two_workers(tmp_path: Path, clone_env):
                     "CLONE_CI_POLL_SECONDS": "1", "CLONE_CI_TIMEOUT_MINUTES": "5",
                     "CLONE_CI_START_GRACE_SECONDS": "60", "CLONE_DISCOVER_LOCAL": "0",
                     "AIRFLOW_VAR_CLONE_PAUSED": "false",
-                    # What this test is about is where chains' commits and state live; the scripted agent under
-                    # bwrap inside a worker's private mount namespace fails on integ today ("bwrap: Can't
-                    # create file at .../.venv/bin/python"), a sandbox matter tracked separately.
-                    "CLONE_SANDBOX": "off"})
+                    # Agents and checks run sandboxed inside each worker's private mount namespace, as in a pod.
+                    "CLONE_SANDBOX": "required"})
         env = celery_env(env, sql_url, broker_url)
         for args in (("db", "migrate"), ("pools", "set", "clone_agent", "4", "x")):
             done = airflow(env, *args, timeout=600)
