@@ -13,7 +13,6 @@ rate limits, a failed push) also get ``retry_at`` so the next run tries again.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from clone.fleet import repos_file as fleet
 from clone.checks import guards
 from clone.ideas import ideas_file as ideas
 from clone.memory import docs as memory
-from clone.memory import prompts
+from clone.memory.prompts import build_incubator_prompt
 from clone.errors import AgentError, CloneError
 from clone.util import git_auth
 from clone.util.git import Git, redact_url
@@ -128,16 +127,6 @@ def triage(settings: Settings, idea: Idea) -> Idea:
     return ideas.set_status(settings.ideas_file, idea.id, TRIAGED, repo_name=name, check=name_is_free)
 
 
-def build_incubator_prompt(core: str, template: str, idea: Idea, repo_name: str) -> str:
-    """The bootstrap prompt: the core directive, then the incubator template filled in from the idea."""
-    values = {"repo_name": repo_name, "idea_id": idea.id, "title": idea.title or "(no title)",
-              "summary": prompts.clip(idea.summary, 8000) if idea.summary
-              else "(no summary; go by the title)"}
-    # Only the known placeholders are replaced, so the template may hold other braces.
-    body = re.sub(r"\{(repo_name|idea_id|title|summary)\}", lambda m: values[m.group(1)], template)
-    return core.strip() + "\n\n" + body.strip() + "\n"
-
-
 def bootstrap(settings: Settings, idea: Idea, run_id: str, dag_id: str = "clone_ideas") -> Idea:
     """Create the project directory (once), run the agent in it, make sure the memory docs exist, commit."""
     name = idea.repo_name or ""
@@ -230,17 +219,16 @@ def publish(settings: Settings, idea: Idea, api: GitHubClient) -> Idea:
     git = Git(target, identity(settings))
     main = git.rev("refs/heads/main") if _has_own_git(target) else None
     if not main:
-        raise StepFailed(f"{target} has no commit on main to publish; set status to TRIAGED to bootstrap "
-                         "again")
+        raise StepFailed(f"{target} has no commit on main to publish; set status to TRIAGED to bootstrap again")
     secrets = [f for f in guards.scan(git, EMPTY_TREE, main) if f.rule == "secret"]
     if secrets:
         raise StepFailed(f"not publishing {target}: the secret scan found {guards.render(secrets)}; remove "
                          "it from the commit on main (e.g. git commit --amend)")
 
     def is_ours(repo: GitHubRepo) -> bool:
-        git.auth = git_auth.for_remote(repo.url(settings.git_protocol), entry_name=idea.repo_name or "",
-                                       conn_id=settings.github_conn_id)  # the token, scoped (CLONE_GIT_AUTH)
-        return history_is_ours(git, repo.url(settings.git_protocol), main)
+        url = repo.url(settings.git_protocol)  # pushed to with the token, scoped (CLONE_GIT_AUTH)
+        git.auth = git_auth.for_remote(url, entry_name=idea.repo_name or "", conn_id=settings.github_conn_id)
+        return history_is_ours(git, url, main)
 
     repo, created = ensure_private_repo(api, owner=settings.github_owner or None, name=idea.repo_name or "",
                                         description=idea.title or idea.summary, recorded=idea.github,

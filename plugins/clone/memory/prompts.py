@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from clone.memory import docs as memory
 from clone.errors import ConfigError
@@ -156,3 +158,14 @@ def build_verify_fix_prompt(texts: PromptTexts, *, repo_name: str, evidence: str
         evidence.strip(),
     ]
     return "\n\n".join(parts).rstrip() + "\n"
+
+
+def build_incubator_prompt(core: str, template: str, idea: Any, repo_name: str) -> str:
+    """The bootstrap prompt: the core directive, then the incubator template filled in from the idea
+    (a :class:`clone.ideas.ideas_file.Idea`: its id, title and summary)."""
+    values = {"repo_name": repo_name, "idea_id": idea.id, "title": idea.title or "(no title)",
+              "summary": clip(idea.summary, 8000) if idea.summary
+              else "(no summary; go by the title)"}
+    # Only the known placeholders are replaced, so the template may hold other braces.
+    body = re.sub(r"\{(repo_name|idea_id|title|summary)\}", lambda m: values[m.group(1)], template)
+    return core.strip() + "\n\n" + body.strip() + "\n"

@@ -26,14 +26,18 @@ def beating(workspace: Path, repo: str, run_id: str, every: float):
         return
     stop = threading.Event()
 
+    def beat(working: bool = True) -> None:
+        try:
+            lease.beat(workspace, repo, run_id, every, working=working)
+        except Exception:  # noqa: BLE001 - a missed beat (a remote that blinked) is survivable; failing the
+            # pass after its agent ran, or hiding the pass's own error in ``finally``, is not
+            log.exception("%s: could not %s the lease heartbeat", repo, "refresh" if working else "clear")
+
     def loop() -> None:
         while not stop.wait(every):
-            try:
-                lease.beat(workspace, repo, run_id, every)
-            except Exception:  # noqa: BLE001 - a missed beat is survivable, a dead heartbeat thread is not
-                log.exception("%s: could not refresh the lease heartbeat", repo)
+            beat()
 
-    lease.beat(workspace, repo, run_id, every)
+    beat()
     thread = threading.Thread(target=loop, name=f"lease-heartbeat-{repo}", daemon=True)
     thread.start()
     try:
@@ -41,4 +45,4 @@ def beating(workspace: Path, repo: str, run_id: str, every: float):
     finally:
         stop.set()
         thread.join(timeout=every + 5)
-        lease.beat(workspace, repo, run_id, every, working=False)
+        beat(working=False)

@@ -1,10 +1,8 @@
 """One pass per repo at a time, across runs, backfills and manual triggers.
 
-A repo's chain (agent pass -> push -> CI wait -> autofix) uses the repo's workspace from the
-agent pass until the run's summary. A lease, created atomically by the agent pass and removed by the
-summary, marks it busy: on the repo's remote (``refs/clone/lease/<repo>``, changed by compare-and-swap
-pushes, so it is exclusive across workers) or, for a repo without a remote, a file
-``CLONE_WORKSPACE/leases/<repo>.json`` (:mod:`clone.state.lease_store`). It names the holding run
+A repo's chain holds a lease from its agent pass until the run's summary: on the repo's remote
+(``refs/clone/lease/<repo>``, compare-and-swap pushes, exclusive across workers) or, without a remote, a
+file ``CLONE_WORKSPACE/leases/<repo>.json`` (:mod:`clone.state.lease_store`). It names the holding run
 (``dag_id``, ``run_id``) and the process groups the pass started (``host``, ``pgid`` and the leader's start
 time, so that a reused process id is never mistaken for one of them; only the host that started a group
 kills what is left of it).
@@ -15,10 +13,9 @@ other state (failed, success, gone) is dead, so whatever is left of its process 
 and the lease is taken over at once. Only when the state cannot be told (a lease written by an
 older Clone, the lookup failed) is the lease trusted until it is ``stale_after`` seconds old.
 
-A run's state lags a killed worker (``running`` until the scheduler's heartbeat timeout), so while the
-pass works it refreshes the lease's ``heartbeat`` every ``heartbeat_every`` s (:mod:`clone.state.heartbeat`).
-A heartbeat older than ``HEARTBEAT_MISSES`` intervals is ``silent``: nobody works on the repo, whatever the
-run's state says; it is taken over like a dead one. Between tasks it is cleared (the state decides).
+A run's state lags a killed worker, so a working pass refreshes the lease's ``heartbeat``
+(:mod:`clone.state.heartbeat`); one older than ``HEARTBEAT_MISSES`` intervals is ``silent`` and taken over
+like a dead one, whatever the run's state says. Between tasks it is cleared (the state decides).
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ from typing import Any
 
 import psutil
 
+from clone.errors import CloneError
 from clone.state import lease_store
 from clone.state.lease_store import KEEP
 
@@ -42,8 +40,7 @@ log = logging.getLogger(__name__)
 
 #: States of a DAG run that may still work on the repo.
 LIVE_STATES = frozenset({"running", "queued"})
-#: What :func:`dagrun_state` says for a run Airflow no longer knows.
-GONE = "gone"
+GONE = "gone"  # what dagrun_state says for a run Airflow no longer knows
 #: (dag_id, run_id) -> the run's state, ``GONE``, or None when it cannot be told.
 RunState = Callable[[str, str], "str | None"]
 #: A process started this long before the recorded leader start still counts as the same (clock rounding).
@@ -251,7 +248,6 @@ def silence(holder: dict, now: float) -> float | None:
 
 def beat(workspace: Path, repo: str, run_id: str, every: float, working: bool = True) -> None:
     """Stamp ``run_id``'s lease with a heartbeat (``working``) or clear it (its task stops working)."""
-
     def change(data: dict) -> tuple[Any, None]:
         if data.get("run_id") != run_id:
             return KEEP, None  # taken over (or released): never write into another run's lease
@@ -289,9 +285,15 @@ def _release_local_groups(workspace: Path, repo: str, run_id: str) -> None:
 
 
 def release_all(workspace: Path, run_id: str) -> list[str]:
-    """Release every lease ``run_id`` holds (the remote ones of repos named with ``lease_store.use_remote``,
-    and the files here); returns the repos released."""
-    return [repo for repo in lease_store.known(workspace) if release(workspace, repo, run_id)]
+    """Release every lease ``run_id`` holds (remote ones named with ``lease_store.use_remote``, and files
+    here); one unreachable remote does not keep the other repos' leases held. Returns the repos released."""
+    released = []
+    for repo in lease_store.known(workspace):
+        try:
+            released += [repo] if release(workspace, repo, run_id) else []
+        except CloneError as e:
+            log.warning("%s: lease of run %s not released (%s); the next run takes it over", repo, run_id, e)
+    return released
 
 
 def _HOST() -> str:  # noqa: N802 - reads like the constant it is, but asked each time (tests fake it)

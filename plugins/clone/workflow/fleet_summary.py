@@ -4,7 +4,6 @@ failed."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
@@ -102,10 +101,13 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             log.warning("the error was not set as the DAG run's note: %s", why_not)
         raise CloneError(message)
     for repo in repos:  # the leases on the repos' remotes, wherever this task runs
-        with contextlib.suppress(ConfigError):
+        try:
             entry = RepoEntry.from_dict(repo)
             url = remote_url_of(entry)
             lease_store.use_remote(entry.name, url, auth_for(entry, settings, url) if url else None)
+        except ConfigError as e:
+            log.warning("%s: its lease on the remote is not released here (%s)",
+                        repo.get("name", "?") if isinstance(repo, dict) else "?", e)
     released = lease.release_all(settings.workspace, ti.run_id)
     if released:
         log.info("released %d repo lease(s)", len(released))
