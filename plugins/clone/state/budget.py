@@ -9,12 +9,15 @@ workspace, written under a lock (:mod:`clone.state.store`).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from pathlib import Path
 
 from clone.state import store
 from clone.util import yamlio
+
+log = logging.getLogger(__name__)
 
 
 def ledger_path(workspace: Path, run_id: str) -> Path:
@@ -56,3 +59,21 @@ def spent(workspace: Path, run_id: str) -> int:
             except (ValueError, KeyError, TypeError):
                 continue
     return total
+
+
+def forget(workspace: Path, run_id: str) -> int:
+    """Drop ``run_id``'s ledger once the run is over (its summary); returns the entries dropped. A
+    failure to delete one is logged and left for the next summary's warning, never fatal."""
+    if not store.in_task():
+        path = ledger_path(workspace, run_id)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return int(existed)
+    dropped = 0
+    for name in store.names(store.key("tokens", run_id) + "."):
+        try:
+            store.delete(name)
+            dropped += 1
+        except Exception as e:  # noqa: BLE001 - a Variable left behind is only clutter
+            log.warning("token ledger: could not delete the Variable %s: %s", name, e)
+    return dropped

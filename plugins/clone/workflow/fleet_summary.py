@@ -13,7 +13,7 @@ from clone.config.params import run_settings
 from clone.config.settings import Settings
 from clone.errors import CloneError, ConfigError
 from clone.operators.ci import xcom_dict
-from clone.state import incident_log, kept, lease, lease_store
+from clone.state import budget, incident_log, kept, lease, lease_store
 from clone.fleet.repos_file import RepoEntry
 from clone.work.workspace import auth_for, remote_url_of
 from clone.work.chain import ChainResult, ChainResultError
@@ -111,6 +111,9 @@ def summary(repos: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     released = lease.release_all(settings.workspace, ti.run_id)
     if released:
         log.info("released %d repo lease(s)", len(released))
+    dropped = budget.forget(settings.workspace, ti.run_id)  # its passes are over; only they read it
+    if dropped:
+        log.info("token ledger: dropped the run's %d entr%s", dropped, "y" if dropped == 1 else "ies")
     states = ti.get_task_states(dag_id=ti.dag_id, task_group_id="repo", run_ids=[ti.run_id])
     run_states = states.get(ti.run_id, {})
     results = last_results(ti, len(repos), run_states)
