@@ -184,6 +184,12 @@ class Proxy:
 
     def _handle(self, client: socket.socket) -> None:
         try:
+            self._answer(client)
+        finally:
+            client.close()
+
+    def _answer(self, client: socket.socket) -> None:
+        try:
             client.settimeout(_CONNECT_TIMEOUT)
             head, rest = read_head(client)
             method, target, version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
@@ -197,7 +203,6 @@ class Proxy:
                 path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         except (ValueError, ConfigError, OSError, UnicodeDecodeError) as e:
             log.warning("agent egress: bad request through the proxy: %s", e)
-            client.close()
             return
         try:
             if where not in self.allowed:
@@ -216,14 +221,12 @@ class Proxy:
                 if rest:
                     upstream.sendall(rest)
                 return splice(client, upstream)
-            first = f"{method} {path} {version}".encode("latin-1")
-            upstream.sendall(_closing(head, first) + rest)
-            threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
-            answer, body = read_head(upstream)  # mark the answer Connection: close too: no reuse
-            client.sendall(_closing(answer) + body)
-            _pipe(upstream, client)
-            upstream.close()
+            with upstream:
+                first = f"{method} {path} {version}".encode("latin-1")
+                upstream.sendall(_closing(head, first) + rest)
+                threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
+                answer, body = read_head(upstream)  # mark the answer Connection: close too: no reuse
+                client.sendall(_closing(answer) + body)
+                _pipe(upstream, client)
         except (OSError, ValueError) as e:
             log.debug("agent egress to %s ended: %s", where, e)
-        finally:
-            client.close()
