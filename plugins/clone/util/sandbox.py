@@ -12,9 +12,9 @@
   agent's own CLI config (``CODEX_HOME`` or ``~/.codex``, ``CLAUDE_CONFIG_DIR`` or ``~/.claude``) is bound back;
 * its own PID, IPC and UTS namespaces (no ``/proc/<worker>/environ``), a new session, killed with its parent;
 * no network for checks (``checks_network: true`` in repos.yaml opts a repo in); for agents
-  ``CLONE_SANDBOX_AGENT_NETWORK``: ``host`` (the worker's network), ``model`` (a private network namespace
-  whose only way out is Clone's egress proxy, to the model API's host:port alone; clone/util/egress.py) or
-  ``none`` (for agents that need no network).
+  ``CLONE_SANDBOX_AGENT_NETWORK``: ``model`` (default: a private network namespace whose only way out is
+  Clone's egress proxy, to the model API's host:port alone; clone/util/egress.py), ``host`` (the worker's
+  network) or ``none`` (for agents that need no network).
 
 ``CLONE_SANDBOX`` = ``auto`` (default: sandbox when bwrap works here, else run unsandboxed with a loud
 warning on every run), ``required`` (refuse to run without it) or ``off`` (never, warned on every run).
@@ -65,7 +65,7 @@ def mode(env: Mapping[str, str] | None = None) -> str:
 
 
 def agent_network_mode(env: Mapping[str, str] | None = None) -> str:
-    value = (os.environ if env is None else env).get("CLONE_SANDBOX_AGENT_NETWORK", "").strip().lower() or "host"
+    value = (os.environ if env is None else env).get("CLONE_SANDBOX_AGENT_NETWORK", "").strip().lower() or "model"
     if value not in AGENT_NETWORKS:
         raise ConfigError(f"CLONE_SANDBOX_AGENT_NETWORK must be one of {', '.join(AGENT_NETWORKS)}, got {value!r}")
     return value
