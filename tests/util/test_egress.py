@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -114,3 +115,18 @@ def test_sandboxed_agent_reaches_its_model_api_and_nothing_else(tmp_path, origin
     assert done.returncode == 7, done.stderr
     assert done.stdout.splitlines() == ["no direct", "hello /via-proxy",
                                         "refused HTTP Error 403: Forbidden", "False"], done.stderr
+
+
+def test_bridge_forwards_sigterm_and_exits_with_the_agents_status(tmp_path):
+    ready = tmp_path / "ready"
+    bridge = subprocess.Popen([sys.executable, str(sandbox.BRIDGE), "--socket", str(tmp_path / "none"), "--", "sh",
+                               "-c", f"trap 'exit 3' TERM; touch {ready}; sleep 30 & wait"])
+    for _ in range(100):
+        if ready.exists():
+            break
+        time.sleep(0.05)
+    bridge.terminate()
+    assert bridge.wait(10) == 3
+    killed = subprocess.run([sys.executable, str(sandbox.BRIDGE), "--socket", "x", "--", "sh", "-c", "kill -9 $$"],
+                            timeout=10)
+    assert killed.returncode == 128 + 9
