@@ -14,6 +14,9 @@ Each round runs, with ``CLONE_SANDBOX=required`` and with ``CLONE_SANDBOX=off``,
 * **check**: ``verify.run_checks`` of one ``python -c pass`` check (the sandbox's set-up cost on the
   smallest check; a pass runs each check twice, baseline and after the agent, baseline cached per sha).
 
+The codex agent also runs sandboxed with ``CLONE_SANDBOX_AGENT_NETWORK=host`` (the worker's network) besides
+the default ``model`` (a private network namespace whose only way out is Clone's egress proxy): the row
+``codex host`` and the ``model network`` line show what the proxy and its bridge cost per agent run.
 It prints the median wall time of each, sandboxed and not, and the difference: the sandbox's cost. A
 pass costs about one agent run plus two runs of each check.
 """
@@ -48,13 +51,13 @@ def _work_tree(root: Path) -> Path:
     return work
 
 
-def codex_once(root: Path, codex: Path, mode: str, index: int) -> tuple[float, bool]:
-    work = _work_tree(root / f"codex-{mode}-{index}")
-    codex_home = root / f"codex-home-{mode}-{index}"
+def codex_once(root: Path, codex: Path, mode: str, index: int, network: str = "model") -> tuple[float, bool]:
+    work = _work_tree(root / f"codex-{mode}-{network}-{index}")
+    codex_home = root / f"codex-home-{mode}-{network}-{index}"
     script = [ShellCall(f"printf 'hi\\n' > out-{index}.txt"), Message("Outcome: done")]
     with FakeModelServer(script=script) as model:
         write_codex_home(codex_home, model.base_url, env_key="FAKE_MODEL_KEY")
-        os.environ.update(CLONE_SANDBOX=mode, CODEX_HOME=str(codex_home), FAKE_MODEL_KEY="not-a-real-key",
+        os.environ.update(CLONE_SANDBOX=mode, CLONE_SANDBOX_AGENT_NETWORK=network, CODEX_HOME=str(codex_home), FAKE_MODEL_KEY="not-a-real-key",
                           PATH=f"{codex.parent}{os.pathsep}{os.environ['PATH']}")
         agent = CodexAgent(model="fake-model", timeout_seconds=300, passthrough=("FAKE_MODEL_KEY",))
         started = time.monotonic()
@@ -83,6 +86,7 @@ def main() -> int:
     codex = install_codex()
     times: dict[str, list[float]] = {f"{kind} {mode}": [] for kind in ("codex", "check")
                                      for mode in ("required", "off")}
+    times["codex host"] = []
     with tempfile.TemporaryDirectory(prefix="clone-sandbox-bench-") as tmp:
         root = Path(tmp)
         for index in range(args.rounds):
@@ -94,6 +98,11 @@ def main() -> int:
                         print(f"{kind} with CLONE_SANDBOX={mode} failed in round {index + 1}", file=sys.stderr)
                         return 1
                     times[f"{kind} {mode}"].append(elapsed)
+            elapsed, ok = codex_once(root, codex, "required", index, "host")
+            if not ok:
+                print(f"codex with CLONE_SANDBOX_AGENT_NETWORK=host failed in round {index + 1}", file=sys.stderr)
+                return 1
+            times["codex host"].append(elapsed)
     medians = {name: statistics.median(values) for name, values in times.items()}
     agent_cost = medians["codex required"] - medians["codex off"]
     check_cost = medians["check required"] - medians["check off"]
@@ -102,10 +111,14 @@ def main() -> int:
         print(f"  {kind:6} sandboxed {medians[kind + ' required']:6.3f}  unsandboxed {medians[kind + ' off']:6.3f}"
               f"  cost {medians[kind + ' required'] - medians[kind + ' off']:+6.3f}"
               f"  (all sandboxed: {', '.join(f'{v:.2f}' for v in times[kind + ' required'])})")
+    print(f"  codex   sandboxed, host network {medians['codex host']:6.3f}: the model network costs "
+          f"{medians['codex required'] - medians['codex host']:+6.3f} per agent run "
+          f"(all host: {', '.join(f'{v:.2f}' for v in times['codex host'])})")
     print(f"  per pass (one agent run + 2 runs of each check): {agent_cost:+.3f} s + {2 * check_cost:+.3f} s per check")
     if args.json:
         print(json.dumps({"rounds": args.rounds, "medians": medians, "agent_cost": agent_cost,
-                          "check_cost": check_cost}))
+                          "check_cost": check_cost,
+                          "model_network_cost": medians["codex required"] - medians["codex host"]}))
     return 0
 
 

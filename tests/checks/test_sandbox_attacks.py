@@ -97,6 +97,12 @@ def attacks(worker: dict, checkout: Path, bare: Path, port: int, marker: Path) -
         "user checkout": f"cat {checkout}/.env",
         "network": f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3); "
                    "print('connected')\"",
+        # Through the agent's egress proxy (HTTP_PROXY in model mode) to a host:port not on its allowlist.
+        "network via the proxy": f"{sys.executable} -c \"import os, socket, urllib.parse as u; "
+                                 "p = u.urlsplit(os.environ['HTTP_PROXY']); "
+                                 "s = socket.create_connection((p.hostname, p.port), 3); "
+                                 f"s.sendall(b'CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n'); "
+                                 "print(s.recv(200).decode())\"",
         "write ~/.gitconfig": f"printf '[filter \"evil\"]\\n\\tclean = touch {marker}; cat\\n' >> {home}/.gitconfig"
                               " && echo written",
         "write .git/info/attributes": "mkdir -p .git/info && echo '* filter=evil' >> .git/info/attributes "
@@ -115,6 +121,8 @@ def outcome(name: str, record: dict, worker: dict, bare: Path, marker: Path) -> 
         return "LEAKED the token"
     if name == "network" and "connected" in output:
         return "REACHED the network"
+    if name == "network via the proxy" and " 200 " in output:
+        return "REACHED a host not on the allowlist"
     if name.startswith("write") and "written" in output:
         if name == "write ~/.gitconfig" and "evil" not in (worker["home"] / ".gitconfig").read_text():
             return "blocked (wrote a private HOME that is thrown away)"
@@ -158,8 +166,10 @@ def test_agent_and_check_attacks_all_fail_and_the_pass_still_works(clone_env, wo
     print("\nATTACKS (agent | check):\n" + "\n".join(f"  {name:28} {agent[name]:52} | {check[name]}"
                                                     for name in plan))
     assert set(agent) == set(check) == set(plan)
-    # The agent has the host network (its model API needs it; CLONE_SANDBOX_AGENT_NETWORK=none cuts it).
-    assert agent.pop("network") == "REACHED the network"
+    # The agent's network (CLONE_SANDBOX_AGENT_NETWORK=model, the default) is its own loopback and the egress
+    # proxy, which refuses the listener: it is not the model API's host:port (a command agent has none).
+    assert "403" in next(r["output"] for r in agent_calls(clone_env["agent_log"])
+                         if r.get("attack") == "network via the proxy")
     assert all(v.startswith("blocked") for v in [*agent.values(), *check.values()]), (agent, check)
     assert not marker.exists(), "a planted filter ran at Clone's git add"
     # A normal pass still works inside the sandbox: the agent's change is committed, the check ran green.

@@ -129,7 +129,8 @@ def test_a_killed_workers_lease_is_taken_over_while_its_run_still_shows_running(
         # above the sandbox's bwrap processes when the agent runs in bubblewrap.
         task_process = next((p for p in agent.parents() if "airflow worker" in " ".join(p.cmdline())), agent.parent())
         supervisor = task_process.parent()
-        sandboxed = agent.parent().name() == "bwrap"
+        # Sandboxed, bwrap is above the agent (its parent, or the egress bridge's in the default model network).
+        sandboxed = any(p.name() == "bwrap" for p in agent.parents())
         assert "scripted_agent.py" in " ".join(agent.cmdline()), agent.cmdline()
         assert "airflow worker" in " ".join(task_process.cmdline()), task_process.cmdline()
         assert "airflow worker -- LocalExecutor" in " ".join(supervisor.cmdline()), supervisor.cmdline()

@@ -61,7 +61,7 @@ def test_off_warns_on_every_run(tmp_path, monkeypatch, caplog):
 
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("CLONE_SANDBOX", "sometimes", "CLONE_SANDBOX must be one of auto, required, off, got 'sometimes'"),
-    ("CLONE_SANDBOX_AGENT_NETWORK", "loopback", "CLONE_SANDBOX_AGENT_NETWORK must be host or none"),
+    ("CLONE_SANDBOX_AGENT_NETWORK", "loopback", "CLONE_SANDBOX_AGENT_NETWORK must be one of host, none, model"),
     ("CLONE_SANDBOX_WRITABLE", "relative/dir", "CLONE_SANDBOX_WRITABLE: every path must be absolute"),
 ])
 def test_bad_settings_are_named(tmp_path, monkeypatch, name, value, message):

@@ -11,7 +11,7 @@ from typing import Any
 
 from clone.checks import repo_setup
 from clone.config import environment
-from clone.util import runner, sandbox
+from clone.util import egress, runner, sandbox
 from clone.errors import AgentError, ConfigError
 
 log = logging.getLogger("clone.agent")
@@ -127,31 +127,45 @@ class Agent:
             prompt_file.write_text(run.prompt, encoding="utf-8")
             argv, stdin = self.argv(run, scratch)
             env = agent_env(run, prompt_file, self.passthrough)
-            argv, env = sandbox.wrap(argv, env, purpose="agent", workdir=run.workdir, writable=(scratch,),
-                                     env_root=repo_setup.env_root_for(run.workdir),
-                                     network=sandbox.agent_network(), handed=self.passthrough)
-            log.info("agent %r (%s) on %s in %s (timeout %.0fs, prompt %d chars)",
-                     self.name, PASS_WORDS.get(run.pass_kind, run.pass_kind), run.repo_name, run.workdir,
-                     self.timeout_seconds, len(run.prompt))
+            proxy = None
+            if sandbox.agent_network_mode() == "model" and sandbox.active():
+                proxy = egress.Proxy(egress.allowlist(self.name, env))
             try:
-                proc = runner.run(argv, cwd=run.workdir, env=env, timeout=self.timeout_seconds,
-                                  stdin=stdin, on_line=self._handle_line, check=False, max_capture_lines=400)
-            except Exception as e:  # cannot even start it
-                raise AgentError(f"agent {self.name} could not start: {e}") from e
-            result = AgentResult(agent=self.name, ok=proc.ok, exit_code=proc.returncode,
-                                 duration=round(proc.duration, 1), timed_out=proc.timed_out)
-            if self._over_budget:
-                result.ok = False
-                result.over_budget = True
-                result.error = (f"stopped: token budget exceeded ({self.tokens_used()} tokens used, "
-                                f"CLONE_MAX_TOKENS_PER_PASS={self.max_tokens})")
-            elif proc.handler_error:
-                result.error = f"stopped: reading its output failed ({proc.handler_error})"
-            elif proc.timed_out:
-                result.error = f"timed out after {self.timeout_seconds:.0f}s; its process group was killed"
-            elif proc.returncode != 0:
-                result.error = f"exited with code {proc.returncode}: {proc.tail(15)}"
-            self.finish(result, scratch)
+                return self._run_in(run, scratch, argv, stdin, env, proxy)
+            finally:
+                if proxy is not None:
+                    proxy.close()
+
+    def _run_in(self, run: AgentRun, scratch: Path, argv: list[str], stdin: str | None, env: dict[str, str],
+                proxy: egress.Proxy | None) -> AgentResult:
+        """Run the agent (``proxy``: its egress proxy in ``CLONE_SANDBOX_AGENT_NETWORK=model``)."""
+        direct = [t for t in (proxy.allowed if proxy else ()) if t.rpartition(":")[0] in egress.LOOPBACK]
+        argv, env = sandbox.wrap(argv, env, purpose="agent", workdir=run.workdir, writable=(scratch,),
+                                 env_root=repo_setup.env_root_for(run.workdir),
+                                 network=sandbox.agent_network(), handed=self.passthrough,
+                                 egress=proxy.socket_path if proxy else None, direct=sorted(direct))
+        log.info("agent %r (%s) on %s in %s (timeout %.0fs, prompt %d chars)",
+                 self.name, PASS_WORDS.get(run.pass_kind, run.pass_kind), run.repo_name, run.workdir,
+                 self.timeout_seconds, len(run.prompt))
+        try:
+            proc = runner.run(argv, cwd=run.workdir, env=env, timeout=self.timeout_seconds,
+                              stdin=stdin, on_line=self._handle_line, check=False, max_capture_lines=400)
+        except Exception as e:  # cannot even start it
+            raise AgentError(f"agent {self.name} could not start: {e}") from e
+        result = AgentResult(agent=self.name, ok=proc.ok, exit_code=proc.returncode,
+                             duration=round(proc.duration, 1), timed_out=proc.timed_out)
+        if self._over_budget:
+            result.ok = False
+            result.over_budget = True
+            result.error = (f"stopped: token budget exceeded ({self.tokens_used()} tokens used, "
+                            f"CLONE_MAX_TOKENS_PER_PASS={self.max_tokens})")
+        elif proc.handler_error:
+            result.error = f"stopped: reading its output failed ({proc.handler_error})"
+        elif proc.timed_out:
+            result.error = f"timed out after {self.timeout_seconds:.0f}s; its process group was killed"
+        elif proc.returncode != 0:
+            result.error = f"exited with code {proc.returncode}: {proc.tail(15)}"
+        self.finish(result, scratch)
         if result.usage:
             log.info("agent %s token usage: %s", self.name,
                      ", ".join(f"{k}={v}" for k, v in sorted(result.usage.items())))

@@ -11,8 +11,10 @@
   ``~/.config/gh``, ``$AIRFLOW_HOME`` and every other workspace and checkout are simply not there; only the
   agent's own CLI config (``CODEX_HOME`` or ``~/.codex``, ``CLAUDE_CONFIG_DIR`` or ``~/.claude``) is bound back;
 * its own PID, IPC and UTS namespaces (no ``/proc/<worker>/environ``), a new session, killed with its parent;
-* no network for checks (``checks_network: true`` in repos.yaml opts a repo in); the host network for agents
-  (their model API needs it; ``CLONE_SANDBOX_AGENT_NETWORK=none`` cuts it for agents that need none).
+* no network for checks (``checks_network: true`` in repos.yaml opts a repo in); for agents
+  ``CLONE_SANDBOX_AGENT_NETWORK``: ``model`` (default: a private network namespace whose only way out is
+  Clone's egress proxy, to the model API's host:port alone; clone/util/egress.py), ``host`` (the worker's
+  network) or ``none`` (for agents that need no network).
 
 ``CLONE_SANDBOX`` = ``auto`` (default: sandbox when bwrap works here, else run unsandboxed with a loud
 warning on every run), ``required`` (refuse to run without it) or ``off`` (never, warned on every run).
@@ -34,7 +36,9 @@ from clone.util import runner
 log = logging.getLogger("clone.sandbox")
 
 MODES = ("auto", "required", "off")
-AGENT_NETWORKS = ("host", "none")
+AGENT_NETWORKS = ("host", "none", "model")
+#: Run inside the sandbox in ``model`` mode: the agent's way to its model API (see clone/util/egress.py).
+BRIDGE = Path(__file__).resolve().with_name("egress_bridge.py")
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
 #: What of /etc programs need (users, DNS, TLS roots, the dynamic linker); no keys, no shadow, no gitconfig.
 _ETC = ("passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf", "services",
@@ -60,11 +64,21 @@ def mode(env: Mapping[str, str] | None = None) -> str:
     return value
 
 
-def agent_network(env: Mapping[str, str] | None = None) -> bool:
-    value = (os.environ if env is None else env).get("CLONE_SANDBOX_AGENT_NETWORK", "").strip().lower() or "host"
+def agent_network_mode(env: Mapping[str, str] | None = None) -> str:
+    value = (os.environ if env is None else env).get("CLONE_SANDBOX_AGENT_NETWORK", "").strip().lower() or "model"
     if value not in AGENT_NETWORKS:
-        raise ConfigError(f"CLONE_SANDBOX_AGENT_NETWORK must be host or none, got {value!r}")
-    return value == "host"
+        raise ConfigError(f"CLONE_SANDBOX_AGENT_NETWORK must be one of {', '.join(AGENT_NETWORKS)}, got {value!r}")
+    return value
+
+
+def agent_network(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the agent shares the host network (``host``); ``model`` and ``none`` unshare it."""
+    return agent_network_mode(env) == "host"
+
+
+def active() -> bool:
+    """Whether :func:`wrap` will sandbox (CLONE_SANDBOX is not off and bwrap works here)."""
+    return mode() != "off" and probe() is None
 
 
 def _extra_paths(name: str, env: Mapping[str, str] | None = None) -> list[Path]:
@@ -165,13 +179,16 @@ def _home(env: Mapping[str, str]) -> Path:
 
 def wrap(argv: Sequence[str], env: Mapping[str, str], *, purpose: str, workdir: Path,
          writable: Iterable[Path] = (), env_root: Path | None = None, network: bool = False,
-         handed: Iterable[str] = ()) -> tuple[list[str], dict[str, str]]:
+         handed: Iterable[str] = (), egress: Path | None = None,
+         direct: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
     """``(argv, env)`` to run ``argv`` in the sandbox (or unchanged, warned, when it is off/unavailable).
 
     ``purpose`` is ``agent`` or ``check``; ``writable`` are extra paths the command must write (the agent's
     scratch dir); ``env_root`` is the repo's setup env; ``network`` shares the host network; ``handed`` are
     the names of variables the operator hands over (CLONE_AGENT_ENV_PASSTHROUGH): an absolute path in one is
-    shown read-write (the file, or the directory that will hold it).
+    shown read-write (the file, or the directory that will hold it). ``egress`` (the unix socket of an
+    :class:`clone.util.egress.Proxy`) runs ``argv`` under ``egress_bridge.py`` in a private network
+    namespace, its only way out that proxy; ``direct`` are loopback ``host:port`` the bridge also listens on.
     """
     if purpose not in ("agent", "check"):
         raise ValueError(f"purpose must be agent or check, got {purpose!r}")
@@ -195,6 +212,10 @@ def wrap(argv: Sequence[str], env: Mapping[str, str], *, purpose: str, workdir: 
     out = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
            "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp",
            "--tmpfs", str(home)]
+    if egress is not None:
+        network = False
+        argv = [sys.executable, str(BRIDGE), "--socket", str(egress),
+                *[w for target in direct for w in ("--direct", target)], "--", *argv]
     if not network:
         out.append("--unshare-net")
     for system in _SYSTEM_DIRS:
@@ -221,6 +242,9 @@ def wrap(argv: Sequence[str], env: Mapping[str, str], *, purpose: str, workdir: 
                 mounts.bind(Path(word), trust="argv")
     for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):  # Clone's own Python (no secrets)
         mounts.bind(prefix, trust="env")
+    if egress is not None:
+        mounts.bind(BRIDGE)
+        mounts.bind(Path(egress).parent)
     for path in _extra_paths("CLONE_SANDBOX_READ_ONLY"):
         mounts.bind(path)
     if purpose == "agent":
@@ -244,5 +268,5 @@ def wrap(argv: Sequence[str], env: Mapping[str, str], *, purpose: str, workdir: 
             env[var] = str(home / ".cache" / var.lower())
     env.update(HOME=str(home), TMPDIR="/tmp", CLONE_SANDBOXED="1")
     log.info("sandbox: the %s runs in bwrap (%s network; writable: its workdir%s)", purpose,
-             "host" if network else "no", " and its scratch dirs" if writable or handed else "")
+             "host" if network else "model-API-only" if egress is not None else "no", " and its scratch dirs" if writable or handed else "")
     return [*out, *mounts.args, "--chdir", str(workdir), "--", *argv], env
