@@ -118,8 +118,13 @@ def _scratch(workspace: Path, auth: Any = None) -> Git:
     path = workspace / "leases" / "objects.git"
     git = Git(path, _IDENTITY, auth)
     if not (path / "HEAD").exists():
-        path.mkdir(parents=True, exist_ok=True)
-        git.run("init", "--quiet", "--bare")
+        # Passes of one worker start in parallel: one of them makes it (two git inits at once collide on
+        # the template files), the others wait and find it made; a half-made one from a killed init is
+        # finished by git init, which is safe to run again.
+        with yamlio.locked(path):
+            if not (path / "HEAD").exists() or not (path / "objects").is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                git.run("init", "--quiet", "--bare")
     return git
 
 
