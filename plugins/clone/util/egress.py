@@ -21,6 +21,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from clone.errors import ConfigError
+# The bridge is stdlib-only (it runs inside the sandbox by path); its socket pipes serve the proxy too.
+from clone.util.egress_bridge import _pipe
+from clone.util.egress_bridge import _splice as splice
 
 log = logging.getLogger("clone.sandbox")
 
@@ -88,29 +91,6 @@ def allowlist(agent: str, env: Mapping[str, str], extra: str | None = None) -> l
     raw = os.environ.get(KNOB, "") if extra is None else extra
     allowed += [host_port(item, source=KNOB) for item in raw.split(",") if item.strip()]
     return list(dict.fromkeys(allowed))
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-
-def splice(a: socket.socket, b: socket.socket) -> None:
-    """Copy both ways until both sides are done, then close both."""
-    other = threading.Thread(target=_pipe, args=(b, a), daemon=True)
-    other.start()
-    _pipe(a, b)
-    other.join()
-    a.close()
-    b.close()
 
 
 def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
